@@ -1,0 +1,48 @@
+"""Configuration, from the environment, in one place. The same names appear in README.md and
+docker-compose.yml."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    # Kafka. The test broker (Tansu) has no idempotent producer and miscounts offsets after
+    # multi-record batches: `kafka_test_broker` turns off idempotence and batches one record.
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_test_broker: bool = False
+    kafka_session_timeout_s: float = 10.0
+    kafka_heartbeat_interval_s: float = 1.0
+    topic_partitions: int = Field(default=4, ge=1, le=1024)
+    topic_replication: int = Field(default=1, ge=1)
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/imagegen"
+
+    storage_backend: Literal["filesystem"] = "filesystem"
+    storage_path: Path = Path("data/images")
+    public_base_url: str = "http://127.0.0.1:8015"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8015
+
+    # Inference. Built-in tiny weights are cached here (built offline on first use).
+    model_cache_dir: Path = Path(".cache/imagegen/models")
+    default_model: str = "tiny"
+    torch_threads: int = Field(default=0, ge=0)  # 0: torch's default
+    webp_quality: int = Field(default=85, ge=1, le=100)
+    families_file: Path | None = None
+
+    # Which families a worker serves (comma separated; empty: all).
+    worker_families: str = ""
+
+
+@cache
+def settings() -> Settings:
+    return Settings()

@@ -1,0 +1,206 @@
+"""The variation aggregate, pure: `decide` turns a command (or a family outcome) into new messages,
+`evolve` folds an event into the state. No Kafka, torch, SQL or HTTP here."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from streams import messages as m
+
+Status = Literal["generating", "completed", "partial", "failed"]
+SEEN_LIMIT = 256  # ids of handled commands and outcomes kept to drop redeliveries
+
+
+class Outcome(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    status: Literal["completed", "failed"]
+    master_url: str | None = None
+    derivative_urls: dict[str, str] = {}
+    error: str | None = None
+
+
+class Variation(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    variation_id: uuid.UUID
+    name: str
+    category: str
+    families: tuple[str, ...]
+    generation: m.Generation
+    priority: m.Priority
+    status: Status = "generating"
+    round: int = 1
+    outcomes: dict[str, Outcome] = {}
+    seen: tuple[str, ...] = ()
+
+
+State = Variation | None
+
+
+def _work(state: Variation, round_: int, now: datetime) -> list[m.Message]:
+    return [
+        m.GenerateFamily(
+            job_id=m.derive_id(state.variation_id, round_, family, 1),
+            variation_id=state.variation_id,
+            name=state.name,
+            family=family,
+            round=round_,
+            generation=state.generation,
+            priority=state.priority,
+        )
+        for family in state.families
+    ]
+
+
+def decide(state: State, message: m.Message, now: datetime) -> list[m.Message]:
+    """What happens next. For commands `state` is before the command; for a family outcome it is
+    the state with that outcome already folded in."""
+    match message:
+        case m.CreateVariation() as cmd:
+            if state is not None:
+                return [
+                    m.VariationRejected(
+                        event_id=m.derive_id(cmd.command_id, "rejected"),
+                        variation_id=cmd.variation_id,
+                        occurred_at=now,
+                        command_id=cmd.command_id,
+                        name=cmd.name,
+                        reason=f"name {cmd.name!r} is already taken",
+                    )
+                ]
+            requested = m.VariationRequested(
+                event_id=m.derive_id(cmd.command_id, "requested"),
+                variation_id=cmd.variation_id,
+                occurred_at=now,
+                command_id=cmd.command_id,
+                name=cmd.name,
+                category=cmd.category,
+                families=cmd.families,
+                generation=cmd.generation,
+                priority=cmd.priority,
+            )
+            return [requested, *_work(evolve(None, requested), 1, now)]  # type: ignore[arg-type]
+        case m.RegenerateVariation() as cmd:
+            if state is None:
+                return []  # nothing to regenerate; the API answers 404 before sending
+            round_ = state.round + 1
+            return [
+                m.RegenerationRequested(
+                    event_id=m.derive_id(cmd.command_id, "regenerate"),
+                    variation_id=cmd.variation_id,
+                    occurred_at=now,
+                    command_id=cmd.command_id,
+                    round=round_,
+                ),
+                *_work(state, round_, now),
+            ]
+        case m.FamilyCompleted() | m.FamilyFailed() as outcome:
+            if state is None or outcome.round != state.round or state.status != "generating":
+                return []
+            if any(f not in state.outcomes for f in state.families):
+                return []
+            return [_conclusion(state, now)]
+    return []
+
+
+def _conclusion(state: Variation, now: datetime) -> m.Event:
+    event_id = m.derive_id(state.variation_id, state.round, "concluded")
+    failed = {f: o.error or "failed" for f, o in state.outcomes.items() if o.status == "failed"}
+    common = dict(event_id=event_id, variation_id=state.variation_id, occurred_at=now, round=state.round)
+    if not failed:
+        return m.VariationCompleted(**common)  # type: ignore[arg-type]
+    if len(failed) == len(state.families):
+        message = "; ".join(f"{f}: {e}" for f, e in failed.items())
+        return m.VariationFailed(**common, error_message=message)  # type: ignore[arg-type]
+    return m.VariationPartial(**common, failed=failed)  # type: ignore[arg-type]
+
+
+def evolve(state: State, event: m.Message) -> State:
+    match event:
+        case m.VariationRequested() as e:
+            return Variation(
+                variation_id=e.variation_id,
+                name=e.name,
+                category=e.category,
+                families=e.families,
+                generation=e.generation,
+                priority=e.priority,
+                round=e.round,
+            )
+        case _ if state is None:
+            return None
+        case m.RegenerationRequested() as e:
+            return state.model_copy(update={"round": e.round, "status": "generating", "outcomes": {}})
+        case m.FamilyCompleted() as e if e.round == state.round:
+            outcome = Outcome(
+                status="completed",
+                master_url=e.master.url,
+                derivative_urls={d.name: d.url for d in e.derivatives},
+            )
+            return state.model_copy(update={"outcomes": {**state.outcomes, e.family: outcome}})
+        case m.FamilyFailed() as e if e.round == state.round and e.family not in state.outcomes:
+            outcome = Outcome(status="failed", error=e.message)
+            return state.model_copy(update={"outcomes": {**state.outcomes, e.family: outcome}})
+        case m.VariationCompleted() as e if e.round == state.round:
+            return state.model_copy(update={"status": "completed"})
+        case m.VariationPartial() as e if e.round == state.round:
+            return state.model_copy(update={"status": "partial"})
+        case m.VariationFailed() as e if e.round == state.round:
+            return state.model_copy(update={"status": "failed"})
+    return state
+
+
+def handle(state: State, message: m.Message, now: datetime) -> tuple[State, list[m.Message]]:
+    """One step of the aggregate: drop a redelivered message, fold an incoming outcome, decide,
+    and fold what was decided. Returns the new state and the messages to send."""
+    seen = str(message.message_id)
+    if state is not None and seen in state.seen:
+        return state, []
+    if isinstance(message, m.FamilyCompleted | m.FamilyFailed):
+        state = evolve(state, message)
+    elif not isinstance(message, m.Command):
+        return state, []  # the aggregate's own events, read back from the log
+    out = decide(state, message, now)
+    for event in out:
+        if isinstance(event, m.Event) and not isinstance(event, m.VariationRejected):
+            state = evolve(state, event)
+    if state is not None:
+        state = state.model_copy(update={"seen": (*state.seen, seen)[-SEEN_LIMIT:]})
+    return state, out
+
+
+def public_events(state: State, event: m.Message) -> list[m.DomainEvent]:
+    """The public domain events an internal event announces (the original product's contract)."""
+    if state is None or not isinstance(event, m.Event):
+        return []
+    common = dict(
+        id=m.derive_id(event.event_id, "domain"),
+        time=event.occurred_at,
+        correlation_id=event.event_id,
+        variation_id=event.variation_id,
+    )
+    masters = {f: o.master_url for f, o in state.outcomes.items() if o.master_url}
+    match event:
+        case m.VariationRequested() | m.RegenerationRequested():
+            return [m.ImageVariationStarted(**common, family_count=len(state.families))]  # type: ignore[arg-type]
+        case m.FamilyCompleted() as e:
+            return [
+                m.ImageFamilyCompleted(
+                    **common,  # type: ignore[arg-type]
+                    family_name=e.family,
+                    public_url=e.master.url,
+                    derivative_urls={d.name: d.url for d in e.derivatives},
+                )
+            ]
+        case m.VariationCompleted():
+            return [m.ImageVariationCompleted(**common, public_urls=masters)]  # type: ignore[arg-type]
+        case m.VariationPartial() as e:
+            return [m.ImageVariationPartial(**common, partial_urls=masters, errors=e.failed)]  # type: ignore[arg-type]
+        case m.VariationFailed() as e:
+            return [m.ImageVariationFailed(**common, error_message=e.error_message)]  # type: ignore[arg-type]
+    return []

@@ -1,0 +1,348 @@
+"""Every message imagegen puts on Kafka: commands (imperative), events (past tense) and the public
+domain events other services read. Each has a stable wire name (`type`) and a `version`; wire names
+never change, because replay from offset 0 depends on them. JSON on the wire."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic.alias_generators import to_camel
+
+# Fixed forever: ids derived from it are stored in every log and read model.
+NAMESPACE = uuid.UUID("6f1e8a4c-3c1b-5d0e-9a57-2b1f0d9c7e42")
+NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,118}[a-z0-9])?$"
+MAX_SEED = 2**32 - 1
+
+Priority = Literal["normal", "dx"]
+
+
+def variation_id(name: str) -> uuid.UUID:
+    """The same name always maps to the same id, so the same partition and the same aggregate."""
+    return uuid.uuid5(NAMESPACE, name)
+
+
+def derive_id(*parts: object) -> uuid.UUID:
+    """An id derived from what caused a message, so a redelivered cause gives the same id."""
+    return uuid.uuid5(NAMESPACE, ":".join(str(p) for p in parts))
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: int = 1
+
+    @property
+    def message_id(self) -> uuid.UUID:
+        raise NotImplementedError
+
+    @property
+    def key(self) -> bytes:
+        """Every message is keyed by its variation id: one variation's history is totally ordered."""
+        return str(getattr(self, "variation_id")).encode()  # noqa: B009
+
+
+class Generation(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    prompt: str = Field(min_length=1, max_length=2000)
+    negative_prompt: str = Field(default="", max_length=2000)
+    seed: int = Field(ge=0, le=MAX_SEED)
+    model: str = Field(min_length=1, max_length=64)
+    steps: int = Field(ge=1, le=150)
+    guidance: float = Field(ge=0.0, le=30.0)
+
+
+class StoredImage(BaseModel):
+    """A master or a derivative as stored: where it is and what it is."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    key: str
+    url: str
+    width: int
+    height: int
+    bytes: int
+    content_type: str = "image/webp"
+    crop: tuple[int, int, int, int] | None = None  # (left, top, width, height) in master pixels
+
+
+# --- commands -------------------------------------------------------------------------------------
+
+
+class Command(Message):
+    command_id: uuid.UUID
+    variation_id: uuid.UUID
+
+    @property
+    def message_id(self) -> uuid.UUID:
+        return self.command_id
+
+
+class CreateVariation(Command):
+    type: Literal["CreateVariation"] = "CreateVariation"
+    name: str = Field(pattern=NAME_PATTERN)
+    category: str = Field(default="", max_length=100)
+    families: tuple[str, ...] = Field(min_length=1)
+    generation: Generation
+    priority: Priority = "normal"
+
+
+class RegenerateVariation(Command):
+    type: Literal["RegenerateVariation"] = "RegenerateVariation"
+
+
+class GenerateFamily(Message):
+    """Work for one family agent: draw one master and cut its derivatives."""
+
+    type: Literal["GenerateFamily"] = "GenerateFamily"
+    job_id: uuid.UUID
+    variation_id: uuid.UUID
+    name: str
+    family: str
+    round: int
+    attempt: int = 1
+    generation: Generation
+    priority: Priority = "normal"
+
+    @property
+    def message_id(self) -> uuid.UUID:
+        return self.job_id
+
+
+# --- events ---------------------------------------------------------------------------------------
+
+
+class Event(Message):
+    event_id: uuid.UUID
+    variation_id: uuid.UUID
+    occurred_at: datetime
+
+    @property
+    def message_id(self) -> uuid.UUID:
+        return self.event_id
+
+
+class VariationRequested(Event):
+    type: Literal["VariationRequested"] = "VariationRequested"
+    command_id: uuid.UUID
+    name: str
+    category: str
+    families: tuple[str, ...]
+    generation: Generation
+    priority: Priority
+    round: int = 1
+
+
+class VariationRejected(Event):
+    type: Literal["VariationRejected"] = "VariationRejected"
+    command_id: uuid.UUID
+    name: str
+    reason: str
+
+
+class RegenerationRequested(Event):
+    type: Literal["RegenerationRequested"] = "RegenerationRequested"
+    command_id: uuid.UUID
+    round: int
+
+
+class FamilyStarted(Event):
+    type: Literal["FamilyStarted"] = "FamilyStarted"
+    job_id: uuid.UUID
+    family: str
+    round: int
+    attempt: int
+    worker: str
+
+
+class FamilyCompleted(Event):
+    type: Literal["FamilyCompleted"] = "FamilyCompleted"
+    job_id: uuid.UUID
+    family: str
+    round: int
+    attempt: int
+    master: StoredImage
+    derivatives: tuple[StoredImage, ...]
+    model: str
+    seed: int
+    duration_s: float
+
+
+class FamilyFailed(Event):
+    type: Literal["FamilyFailed"] = "FamilyFailed"
+    job_id: uuid.UUID
+    family: str
+    round: int
+    attempt: int
+    error_kind: str
+    message: str
+    retryable: bool
+
+
+class VariationCompleted(Event):
+    type: Literal["VariationCompleted"] = "VariationCompleted"
+    round: int
+
+
+class VariationPartial(Event):
+    type: Literal["VariationPartial"] = "VariationPartial"
+    round: int
+    failed: dict[str, str]  # family -> error message
+
+
+class VariationFailed(Event):
+    type: Literal["VariationFailed"] = "VariationFailed"
+    round: int
+    error_message: str
+
+
+FamilyOutcome = FamilyCompleted | FamilyFailed
+
+# --- public domain events (the original product's contract, camelCase on the wire) ----------------
+
+
+class DomainEvent(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    id: uuid.UUID
+    version: int = 1
+    time: datetime
+    correlation_id: uuid.UUID
+    variation_id: uuid.UUID
+
+    @property
+    def key(self) -> bytes:
+        return str(self.variation_id).encode()
+
+
+class ImageVariationStarted(DomainEvent):
+    type: Literal["IMAGE_VARIATION_STARTED"] = "IMAGE_VARIATION_STARTED"
+    family_count: int
+
+
+class ImageFamilyCompleted(DomainEvent):
+    type: Literal["IMAGE_FAMILY_COMPLETED"] = "IMAGE_FAMILY_COMPLETED"
+    family_name: str
+    public_url: str
+    derivative_urls: dict[str, str]
+
+
+class ImageVariationCompleted(DomainEvent):
+    type: Literal["IMAGE_VARIATION_COMPLETED"] = "IMAGE_VARIATION_COMPLETED"
+    public_urls: dict[str, str]
+
+
+class ImageVariationPartial(DomainEvent):
+    type: Literal["IMAGE_VARIATION_PARTIAL"] = "IMAGE_VARIATION_PARTIAL"
+    partial_urls: dict[str, str]
+    errors: dict[str, str]
+
+
+class ImageVariationFailed(DomainEvent):
+    type: Literal["IMAGE_VARIATION_FAILED"] = "IMAGE_VARIATION_FAILED"
+    error_message: str
+
+
+# --- the wire -------------------------------------------------------------------------------------
+
+AnyCommand = Annotated[CreateVariation | RegenerateVariation, Field(discriminator="type")]
+AnyEvent = Annotated[
+    VariationRequested
+    | VariationRejected
+    | RegenerationRequested
+    | FamilyStarted
+    | FamilyCompleted
+    | FamilyFailed
+    | VariationCompleted
+    | VariationPartial
+    | VariationFailed,
+    Field(discriminator="type"),
+]
+AnyDomainEvent = Annotated[
+    ImageVariationStarted
+    | ImageFamilyCompleted
+    | ImageVariationCompleted
+    | ImageVariationPartial
+    | ImageVariationFailed,
+    Field(discriminator="type"),
+]
+
+_commands: TypeAdapter[Command] = TypeAdapter(AnyCommand)
+_events: TypeAdapter[Event] = TypeAdapter(AnyEvent)
+_work: TypeAdapter[GenerateFamily] = TypeAdapter(GenerateFamily)
+_domain: TypeAdapter[DomainEvent] = TypeAdapter(AnyDomainEvent)
+
+CURRENT_VERSION = 1
+WIRE_TYPE = re.compile(r"^[A-Za-z_]{1,64}$")
+
+
+class UndecodableMessage(ValueError):
+    """A message no reader can decode; it goes to the dead-letter topic with this reason."""
+
+
+def encode(message: Message | DomainEvent) -> bytes:
+    if isinstance(message, DomainEvent):
+        return message.model_dump_json(by_alias=True).encode()
+    return message.model_dump_json().encode()
+
+
+def _load(raw: bytes | str | None) -> dict[str, Any]:
+    if raw is None:
+        raise UndecodableMessage("empty message value")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise UndecodableMessage(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise UndecodableMessage("not a JSON object")
+    kind = data.get("type")
+    if not isinstance(kind, str) or not WIRE_TYPE.match(kind):
+        raise UndecodableMessage("missing or invalid 'type'")
+    version = data.get("version", 1)
+    if not isinstance(version, int) or version < 1 or version > CURRENT_VERSION:
+        raise UndecodableMessage(f"{kind}: unsupported version {version!r}")
+    return data
+
+
+def _validate(adapter: TypeAdapter[Any], data: dict[str, Any]) -> Any:
+    try:
+        return adapter.validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UndecodableMessage(f"{data.get('type')}: {where}: {first['msg']}") from None
+
+
+def decode_command(raw: bytes | str | None) -> Command:
+    return _validate(_commands, _load(raw))  # type: ignore[no-any-return]
+
+
+def decode_event(raw: bytes | str | None) -> Event:
+    return _validate(_events, _load(raw))  # type: ignore[no-any-return]
+
+
+def decode_work(raw: bytes | str | None) -> GenerateFamily:
+    return _validate(_work, _load(raw))  # type: ignore[no-any-return]
+
+
+def decode_domain_event(raw: bytes | str | None) -> DomainEvent:
+    return _validate(_domain, _load(raw))  # type: ignore[no-any-return]
+
+
+def decode_any(raw: bytes | str | None) -> Message:
+    """Commands and events share the variations agent's input."""
+    data = _load(raw)
+    kind = data["type"]
+    if kind in ("CreateVariation", "RegenerateVariation"):
+        return _validate(_commands, data)  # type: ignore[no-any-return]
+    return _validate(_events, data)  # type: ignore[no-any-return]

@@ -1,0 +1,203 @@
+"""The variation aggregate, told as stories, with no fixtures and no I/O."""
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from streams import domain
+from streams import messages as m
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+GEN = m.Generation(prompt="sunset over a beach", seed=42, model="tiny", steps=4, guidance=5.0)
+
+
+def create(name="hero-sunset-beach", families=("square", "landscape", "facebook-og"), gen=GEN):
+    return m.CreateVariation(
+        command_id=m.derive_id("create", name, gen.seed),
+        variation_id=m.variation_id(name),
+        name=name,
+        families=families,
+        generation=gen,
+    )
+
+
+def image(name, url):
+    return m.StoredImage(name=name, key=f"k/{name}.webp", url=url, width=8, height=8, bytes=1)
+
+
+def completed(job: m.GenerateFamily) -> m.FamilyCompleted:
+    return m.FamilyCompleted(
+        event_id=m.derive_id(job.job_id, "completed"),
+        variation_id=job.variation_id,
+        occurred_at=NOW,
+        job_id=job.job_id,
+        family=job.family,
+        round=job.round,
+        attempt=job.attempt,
+        master=image(job.family, f"http://x/{job.family}"),
+        derivatives=(image(f"{job.family}-d", f"http://x/{job.family}-d"),),
+        model=job.generation.model,
+        seed=job.generation.seed,
+        duration_s=0.1,
+    )
+
+
+def failed(job: m.GenerateFamily, message="boom") -> m.FamilyFailed:
+    return m.FamilyFailed(
+        event_id=m.derive_id(job.job_id, "failed"),
+        variation_id=job.variation_id,
+        occurred_at=NOW,
+        job_id=job.job_id,
+        family=job.family,
+        round=job.round,
+        attempt=job.attempt,
+        error_kind="GenerationError",
+        message=message,
+        retryable=False,
+    )
+
+
+def run(state, message):
+    return domain.handle(state, message, NOW)
+
+
+def jobs(out):
+    return [x for x in out if isinstance(x, m.GenerateFamily)]
+
+
+def test_variation_id_is_derived_from_the_name():
+    assert m.variation_id("hero-sunset-beach") == m.variation_id("hero-sunset-beach")
+    assert m.variation_id("hero-sunset-beach") != m.variation_id("hero-sunset-beach-2")
+
+
+def test_create_requests_the_variation_and_one_job_per_family():
+    state, out = run(None, create())
+    assert isinstance(out[0], m.VariationRequested)
+    assert [j.family for j in jobs(out)] == ["square", "landscape", "facebook-og"]
+    assert all(j.round == 1 and j.generation == GEN for j in jobs(out))
+    assert state.status == "generating"
+
+
+def test_a_taken_name_is_rejected_and_the_first_variation_is_untouched():
+    state, _ = run(None, create())
+    other = create(gen=GEN.model_copy(update={"seed": 7}))
+    after, out = run(state, other)
+    assert [type(e) for e in out] == [m.VariationRejected]
+    assert "already taken" in out[0].reason
+    assert after.generation == state.generation and after.round == state.round
+
+
+def test_a_redelivered_create_changes_nothing():
+    state, _ = run(None, create())
+    again, out = run(state, create())
+    assert out == [] and again == state
+
+
+def test_all_families_complete_then_the_variation_completes():
+    state, out = run(None, create())
+    work = jobs(out)
+    for job in work[:-1]:
+        state, more = run(state, completed(job))
+        assert more == []
+    state, out = run(state, completed(work[-1]))
+    assert [type(e) for e in out] == [m.VariationCompleted]
+    assert state.status == "completed"
+
+
+def test_one_family_fails_the_others_complete_then_partial():
+    state, out = run(None, create())
+    square, landscape, og = jobs(out)
+    state, _ = run(state, failed(square, "out of memory"))
+    state, _ = run(state, completed(landscape))
+    state, out = run(state, completed(og))
+    assert isinstance(out[0], m.VariationPartial)
+    assert out[0].failed == {"square": "out of memory"}
+    assert state.status == "partial"
+
+
+def test_every_family_fails_then_the_variation_fails():
+    state, out = run(None, create(families=("square",)))
+    state, out = run(state, failed(jobs(out)[0], "bad weights"))
+    assert isinstance(out[0], m.VariationFailed) and "bad weights" in out[0].error_message
+
+
+def test_a_duplicate_outcome_is_counted_once():
+    state, out = run(None, create(families=("square", "landscape")))
+    square, _ = jobs(out)
+    state, _ = run(state, completed(square))
+    again, out = run(state, completed(square))
+    assert out == [] and again == state
+
+
+def test_regenerate_starts_a_new_round_with_the_same_parameters():
+    state, out = run(None, create(families=("square",)))
+    state, _ = run(state, completed(jobs(out)[0]))
+    regen = m.RegenerateVariation(command_id=uuid.uuid4(), variation_id=state.variation_id)
+    state, out = run(state, regen)
+    assert isinstance(out[0], m.RegenerationRequested) and out[0].round == 2
+    (job,) = jobs(out)
+    assert job.round == 2 and job.generation == GEN
+    assert state.status == "generating" and state.outcomes == {}
+
+
+def test_an_outcome_of_an_old_round_is_ignored():
+    state, out = run(None, create(families=("square",)))
+    first = jobs(out)[0]
+    state, out = run(state, m.RegenerateVariation(command_id=uuid.uuid4(), variation_id=state.variation_id))
+    state, out = run(state, completed(first))
+    assert out == [] and state.status == "generating"
+
+
+def test_regenerating_an_unknown_variation_does_nothing():
+    assert run(None, m.RegenerateVariation(command_id=uuid.uuid4(), variation_id=uuid.uuid4())) == (None, [])
+
+
+def test_event_ids_are_derived_from_their_cause():
+    _, first = run(None, create())
+    _, second = run(None, create())
+    assert [x.message_id for x in first] == [x.message_id for x in second]
+
+
+@pytest.mark.parametrize("kind", ["completed", "partial"])
+def test_public_events_carry_the_original_products_payloads(kind):
+    state, out = run(None, create(families=("square", "landscape")))
+    started = domain.public_events(state, out[0])
+    assert started[0].type == "IMAGE_VARIATION_STARTED" and started[0].family_count == 2
+    square, landscape = jobs(out)
+    state, _ = run(state, completed(square))
+    family = domain.public_events(state, completed(square))[0]
+    assert family.type == "IMAGE_FAMILY_COMPLETED" and family.public_url == "http://x/square"
+    assert family.derivative_urls == {"square-d": "http://x/square-d"}
+    last = completed(landscape) if kind == "completed" else failed(landscape)
+    state, out = run(state, last)
+    (public,) = domain.public_events(state, out[0])
+    wire = m.encode(public)
+    assert b'"variationId"' in wire
+    if kind == "completed":
+        assert public.type == "IMAGE_VARIATION_COMPLETED"
+        assert public.public_urls == {"square": "http://x/square", "landscape": "http://x/landscape"}
+    else:
+        assert public.type == "IMAGE_VARIATION_PARTIAL"
+        assert public.partial_urls == {"square": "http://x/square"} and public.errors == {"landscape": "boom"}
+    assert m.decode_domain_event(wire) == public
+
+
+def test_undecodable_messages_say_why():
+    for raw, reason in [
+        (b"\xff", "not JSON"),
+        (b"[]", "not a JSON object"),
+        (b'{"type": "Nope"}', "Nope"),
+        (b'{"type": "CreateVariation", "version": 9}', "unsupported version"),
+        (b'{"type": "CreateVariation"}', "command_id"),
+    ]:
+        with pytest.raises(m.UndecodableMessage, match=reason):
+            m.decode_any(raw)
+
+
+def test_messages_round_trip_on_the_wire():
+    _, out = run(None, create())
+    for message in out:
+        raw = m.encode(message)
+        decoded = m.decode_work(raw) if isinstance(message, m.GenerateFamily) else m.decode_any(raw)
+        assert decoded == message
