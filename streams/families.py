@@ -57,11 +57,7 @@ class FamilyTable:
 
 
 def _size(entry: str, value: object) -> tuple[int, int]:
-    if (
-        not isinstance(value, list)
-        or len(value) != 2
-        or not all(isinstance(v, int) and 8 <= v <= 8192 for v in value)
-    ):
+    if not isinstance(value, list) or len(value) != 2 or not all(isinstance(v, int) and 8 <= v <= 8192 for v in value):
         raise FamilyTableError(f"{entry}: size must be [width, height] in 8..8192, got {value!r}")
     return value[0], value[1]
 

@@ -1,0 +1,279 @@
+"""The HTTP API (base /api/images): accepts commands (202) and reads the read model and storage.
+It never writes the read model."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from psycopg_pool import AsyncConnectionPool
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from api.schemas import CreateVariationBody
+from imagegen.config import Settings
+from imagegen.config import settings as default_settings
+from imagegen.storage import FileStorage, KeyOutsideStorage
+from inference import models
+from projections import views
+from streams import messages as m
+from streams import topics
+from streams.families import load as load_families
+
+log = logging.getLogger(__name__)
+CONTENT_TYPES = {"webp": "image/webp", "avif": "image/avif", "jpg": "image/jpeg", "png": "image/png"}
+
+
+class Problem(Exception):
+    def __init__(self, status: int, message: str, errors: list[dict[str, str]] | None = None, **headers: str):
+        self.status, self.message, self.errors, self.headers = status, message, errors or [], headers
+
+
+def problem(status: int, message: str, errors: list[dict[str, str]] | None = None, **headers: str) -> JSONResponse:
+    body: dict[str, Any] = {"status": status, "message": message}
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, headers=headers or None)
+
+
+def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    return [{"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]} for e in exc.errors()]
+
+
+async def _json(request: Request) -> Any:
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise Problem(415, "send the body as application/json", [{"field": "content-type", "message": "unsupported"}])
+    try:
+        return json.loads(await request.body())
+    except ValueError as exc:
+        raise Problem(400, f"body is not valid JSON: {exc}", [{"field": "body", "message": "invalid JSON"}]) from None
+
+
+async def _send(request: Request, command: m.Command) -> None:
+    producer: AIOKafkaProducer = request.app.state.producer
+    try:
+        await producer.send_and_wait(topics.COMMANDS, key=command.key, value=m.encode(command))
+    except KafkaError as exc:
+        log.warning("command not sent: %s", exc)
+        raise Problem(
+            503, "the command log is unreachable; nothing was accepted, retry later", **{"Retry-After": "5"}
+        ) from None
+
+
+def _accepted(command: m.Command, name: str, status: str = "pending") -> JSONResponse:
+    vid = str(command.variation_id)
+    body = {
+        "id": vid,
+        "name": name,
+        "status": status,
+        "commandId": str(command.command_id),
+        "links": {"self": f"/api/images/variations/{vid}", "byName": f"/api/images/variations/name/{name}"},
+    }
+    return JSONResponse(body, status_code=202, headers={"Location": f"/api/images/variations/{vid}"})
+
+
+async def create_variation(request: Request) -> Response:
+    try:
+        body = CreateVariationBody.model_validate(await _json(request))
+    except ValidationError as exc:
+        errors = _field_errors(exc)
+        raise Problem(422, "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors) from None
+    g = body.generation
+    model_name = g.model or request.app.state.settings.default_model
+    spec = models.REGISTRY.get(model_name)
+    if spec is None:
+        message = f"unknown model {model_name!r}; known: {sorted(models.REGISTRY)}"
+        raise Problem(422, message, [{"field": "generation.model", "message": message}])
+    generation = m.Generation(
+        prompt=g.prompt,
+        negative_prompt=g.negative_prompt,
+        seed=g.seed if g.seed is not None else secrets.randbelow(m.MAX_SEED + 1),
+        model=model_name,
+        steps=g.inference_steps or spec.default_steps,
+        guidance=g.guidance_scale if g.guidance_scale is not None else spec.default_guidance,
+    )
+    vid = m.variation_id(body.name)
+    fields = dict(
+        variation_id=vid,
+        name=body.name,
+        category=body.category,
+        families=tuple(body.families),
+        generation=generation,
+        priority="dx" if body.is_dx_job else "normal",
+    )
+    # The same request sent twice is the same command: the aggregate drops the second.
+    command_id = m.derive_id("create", json.dumps({k: str(v) for k, v in fields.items()}, sort_keys=True))
+    command = m.CreateVariation(command_id=command_id, **fields)  # type: ignore[arg-type]
+    async with request.app.state.pool.connection() as conn:
+        existing = await views.variation(conn, vid)
+    if existing is not None:
+        same = existing["generation"] == {
+            "prompt": generation.prompt,
+            "negativePrompt": generation.negative_prompt,
+            "seed": generation.seed,
+            "model": generation.model,
+            "inferenceSteps": generation.steps,
+            "guidanceScale": generation.guidance,
+        }
+        if not same or g.seed is None:
+            message = f"name {body.name!r} is already taken by variation {vid}"
+            raise Problem(409, message, [{"field": "name", "message": "already taken"}])
+        return _accepted(command, body.name, existing["status"])
+    await _send(request, command)
+    return _accepted(command, body.name)
+
+
+def _uuid(request: Request) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.path_params["id"])
+    except ValueError:
+        raise Problem(404, "no such variation", [{"field": "id", "message": "not a UUID"}]) from None
+
+
+async def regenerate_variation(request: Request) -> Response:
+    vid = _uuid(request)
+    async with request.app.state.pool.connection() as conn:
+        existing = await views.variation(conn, vid)
+    if existing is None:
+        raise Problem(404, f"no variation {vid}")
+    command = m.RegenerateVariation(command_id=uuid.uuid4(), variation_id=vid)
+    await _send(request, command)
+    return _accepted(command, existing["name"], "regenerating")
+
+
+def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    try:
+        value = default if raw is None else int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise Problem(422, f"{name} must be an integer in {low}..{high}", [{"field": name, "message": "out of range"}])
+    return value
+
+
+async def list_variations(request: Request) -> Response:
+    limit = _int(request, "limit", 20, 1, 200)
+    offset = _int(request, "offset", 0, 0, 10_000_000)
+    q = request.query_params
+    async with request.app.state.pool.connection() as conn:
+        items, total = await views.variations(conn, limit, offset, q.get("status"), q.get("category"), q.get("q"))
+    return JSONResponse({"items": items, "total": total, "limit": limit, "offset": offset})
+
+
+async def get_variation(request: Request) -> Response:
+    vid = _uuid(request)
+    async with request.app.state.pool.connection() as conn:
+        found = await views.variation(conn, vid)
+    if found is None:
+        raise Problem(404, f"no variation {vid}")
+    return JSONResponse(found)
+
+
+async def get_variation_by_name(request: Request) -> Response:
+    name = request.path_params["name"]
+    async with request.app.state.pool.connection() as conn:
+        found = await views.variation_by_name(conn, name)
+    if found is None:
+        raise Problem(404, f"no variation named {name!r}")
+    return JSONResponse(found)
+
+
+async def serve_image(request: Request) -> Response:
+    variation, name = request.path_params["variation"], request.path_params["name"]
+    async with request.app.state.pool.connection() as conn:
+        key = await views.image_key(conn, variation, name)
+    storage: FileStorage = request.app.state.storage
+    try:
+        path = storage.path(key) if key else None
+    except KeyOutsideStorage:
+        path = None
+    if path is None or not path.is_file():
+        raise Problem(404, f"no image {name!r} in variation {variation!r}")
+    media_type = CONTENT_TYPES.get(path.suffix.lstrip("."), "application/octet-stream")
+    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "public, max-age=300"})
+
+
+async def health_ml(request: Request) -> Response:
+    async with request.app.state.pool.connection() as conn:
+        completions = await views.last_completions(conn)
+    families = {f: completions.get(f, {"lastCompletedAt": None, "completed": 0}) for f in load_families().names}
+    return JSONResponse({"status": "ok", "families": families, "models": models.list_models()})
+
+
+async def list_models(request: Request) -> Response:
+    return JSONResponse({"models": models.list_models()})
+
+
+async def health(request: Request) -> Response:
+    async with request.app.state.pool.connection() as conn:
+        await conn.execute("select 1")
+    return JSONResponse({"status": "ok"})
+
+
+async def _problem_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Problem)
+    return problem(exc.status, exc.message, exc.errors, **exc.headers)
+
+
+async def _http_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return problem(exc.status_code, exc.detail)
+
+
+routes = [
+    Mount(
+        "/api/images",
+        routes=[
+            Route("/variations", create_variation, methods=["POST"]),
+            Route("/variations", list_variations, methods=["GET"]),
+            Route("/variations/name/{name}", get_variation_by_name, methods=["GET"]),
+            Route("/variations/{id}", get_variation, methods=["GET"]),
+            Route("/variations/{id}/regenerate", regenerate_variation, methods=["POST"]),
+            Route("/health/ml", health_ml, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+            Route("/models", list_models, methods=["GET"]),
+            Route("/{variation}/{name}", serve_image, methods=["GET", "HEAD"]),
+        ],
+    )
+]
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or default_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.storage = FileStorage(settings.storage_path)
+        app.state.pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=8, open=False)
+        await app.state.pool.open(wait=True, timeout=30)
+        app.state.producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            enable_idempotence=not settings.kafka_test_broker,
+            acks="all",
+            request_timeout_ms=10_000,
+        )
+        await app.state.producer.start()
+        try:
+            yield
+        finally:
+            await app.state.producer.stop()
+            await app.state.pool.close()
+
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={Problem: _problem_handler, HTTPException: _http_handler},
+    )

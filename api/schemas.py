@@ -1,0 +1,58 @@
+"""Request bodies, as the original product takes them (camelCase), validated at the edge."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+from streams import messages as m
+from streams.families import load
+
+# Names that are path segments of the API itself: /api/images/{variation}/{name} must stay unambiguous.
+RESERVED_NAMES = {"variations", "health", "models", "openapi", "metrics"}
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+class GenerationBody(Body):
+    prompt: str = Field(min_length=1, max_length=2000)
+    negative_prompt: str = Field(default="", max_length=2000)
+    seed: int | None = Field(default=None, ge=0, le=m.MAX_SEED, description="random when absent")
+    model: str | None = Field(default=None, max_length=64)
+    inference_steps: int | None = Field(default=None, ge=1, le=150)
+    guidance_scale: float | None = Field(default=None, ge=0.0, le=30.0)
+
+    @field_validator("prompt")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+
+class CreateVariationBody(Body):
+    name: str = Field(pattern=m.NAME_PATTERN, description="URL-safe: lowercase letters, digits and '-'")
+    category: str = Field(default="", max_length=100)
+    families: list[str] = Field(min_length=1, max_length=32)
+    generation: GenerationBody
+    is_dx_job: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in RESERVED_NAMES:
+            raise ValueError(f"{value!r} is reserved")
+        return value
+
+    @field_validator("families")
+    @classmethod
+    def _known_families(cls, value: list[str]) -> list[str]:
+        known = load().names
+        unknown = [f for f in value if f not in known]
+        if unknown:
+            raise ValueError(f"unknown families {unknown}; known: {list(known)}")
+        if len(set(value)) != len(value):
+            raise ValueError("families must not repeat")
+        return value

@@ -1,0 +1,180 @@
+"""The `imagegen` console script: run each process, or the whole stack on one machine."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from imagegen.config import settings
+
+SAMPLE = {
+    "name": "hero-sunset-beach",
+    "category": "travel",
+    "families": ["square", "landscape", "facebook-og"],
+    "generation": {
+        "prompt": "A golden sunset over a quiet beach, palm trees, warm light, wide angle",
+        "negativePrompt": "text, watermark, blurry",
+        "seed": 42,
+        "inferenceSteps": 4,
+        "guidanceScale": 5.0,
+    },
+    "isDxJob": False,
+}
+
+
+def _families() -> tuple[str, ...]:
+    from streams.families import load
+
+    table = load(settings().families_file) if settings().families_file else load()
+    wanted = [f.strip() for f in settings().worker_families.split(",") if f.strip()]
+    return tuple(wanted) if wanted else table.names
+
+
+def cmd_topics(args: argparse.Namespace) -> None:
+    from streams import topics
+    from streams.families import load
+
+    s = settings()
+    created = asyncio.run(topics.create_all(s.kafka_bootstrap_servers, load(), s.topic_partitions, s.topic_replication))
+    print(f"topics ready ({len(created)} created)")
+
+
+def cmd_api(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from api.app import create_app
+
+    s = settings()
+    uvicorn.run(create_app(s), host=s.api_host, port=s.api_port, log_level="info", access_log=False)
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    import faust
+    import torch
+
+    from streams.app import create_app
+    from streams.families import load
+
+    s = settings()
+    if s.torch_threads:
+        torch.set_num_threads(s.torch_threads)
+    app = create_app(s, load(), _families())
+    faust.Worker(app, loglevel="INFO", quiet=True).execute_from_commandline()
+
+
+def cmd_projector(args: argparse.Namespace) -> None:
+    from projections.projector import Projector
+
+    s = settings()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await Projector(s.kafka_bootstrap_servers, s.database_url).run(stop)
+
+    asyncio.run(main())
+
+
+def submit(api_url: str, body: dict[str, object], timeout: float = 300.0) -> dict[str, object]:
+    """POST a variation and wait until it is complete, partial or failed."""
+    response = httpx.post(f"{api_url}/api/images/variations", json=body, timeout=30)
+    if response.status_code != 202:
+        raise SystemExit(f"refused ({response.status_code}): {response.text}")
+    vid = response.json()["id"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = httpx.get(f"{api_url}/api/images/variations/{vid}", timeout=10)
+        if found.status_code == 200 and found.json()["status"] in ("completed", "partial", "failed"):
+            return found.json()  # type: ignore[no-any-return]
+        time.sleep(0.2)
+    raise SystemExit(f"variation {vid} did not finish in {timeout} s")
+
+
+def print_variation(variation: dict[str, object]) -> None:
+    print(f"\n{variation['name']} ({variation['id']}): {variation['status']}")
+    for family in variation["families"]:  # type: ignore[attr-defined]
+        print(f"  {family['name']:<12} {family['status']:<10} {family['publicUrl']}")
+        for d in family["derivatives"]:
+            print(f"    {d['name']:<20} {d['width']}x{d['height']:<6} {d['url']}")
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    body = dict(SAMPLE)
+    body.update(name=args.name, families=args.families.split(","), category=args.category)
+    body["generation"] = {"prompt": args.prompt, "negativePrompt": args.negative_prompt, "model": args.model}
+    if args.seed is not None:
+        body["generation"]["seed"] = args.seed  # type: ignore[index]
+    print_variation(submit(args.api, body))
+
+
+def cmd_dev(args: argparse.Namespace) -> None:
+    from imagegen.devstack import DevStack
+    from imagegen.services import Services
+
+    root = Path(args.data).resolve()
+    # The stack lives in a fresh temporary folder: the test broker keeps its log in memory only, so a
+    # read model or images kept from an earlier run would point into a log that no longer exists.
+    stack = DevStack(partitions=settings().topic_partitions).start()
+    env = stack.env()
+    env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{args.port}"
+    services = Services(env, root / "logs", api_port=args.port)
+    try:
+        services.start()
+        print(f"imagegen is up: {services.api_url}/api/images/variations")
+        print(f"  broker {stack.bootstrap_servers}, database {stack.database_url}")
+        print(f"  images under {stack.storage_path}, logs under {root / 'logs'}")
+        if args.sample:
+            began = time.monotonic()
+            variation = submit(services.api_url, SAMPLE)
+            print_variation(variation)
+            print(f"\nsample variation {variation['status']} in {time.monotonic() - began:.1f} s")
+            print(f"  details: {services.api_url}/api/images/variations/name/{SAMPLE['name']}")
+        if args.exit:
+            return
+        print("\nserving until interrupted (Ctrl-C)")
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        services.stop()
+        stack.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
+    parser = argparse.ArgumentParser(prog="imagegen", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("api", help="serve the HTTP API").set_defaults(func=cmd_api)
+    sub.add_parser("worker", help="run the variations agent and family agents").set_defaults(func=cmd_worker)
+    sub.add_parser("projector", help="project the event log into Postgres").set_defaults(func=cmd_projector)
+    sub.add_parser("topics", help="create the Kafka topics").set_defaults(func=cmd_topics)
+    dev = sub.add_parser("dev", help="run the whole stack on this machine (test broker, private Postgres)")
+    dev.add_argument("--data", default="data", help="folder for the services' logs")
+    dev.add_argument("--port", type=int, default=settings().api_port)
+    dev.add_argument("--sample", action="store_true", help="submit a sample variation and print its URLs")
+    dev.add_argument("--exit", action="store_true", help="stop once the sample is done")
+    dev.set_defaults(func=cmd_dev)
+    gen = sub.add_parser("generate", help="submit a variation and wait for its images")
+    gen.add_argument("name")
+    gen.add_argument("--prompt", required=True)
+    gen.add_argument("--negative-prompt", default="")
+    gen.add_argument("--families", default="square,landscape,portrait,hero,facebook-og")
+    gen.add_argument("--category", default="")
+    gen.add_argument("--model", default=settings().default_model)
+    gen.add_argument("--seed", type=int)
+    gen.add_argument("--api", default=f"http://127.0.0.1:{settings().api_port}")
+    gen.set_defaults(func=cmd_generate)
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

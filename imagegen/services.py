@@ -1,0 +1,79 @@
+"""The imagegen processes (api, worker, projector) started as children with a given environment,
+waited for, and stopped by their own process ids. Used by `imagegen dev` and the test fixtures."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+
+class ServiceError(RuntimeError):
+    pass
+
+
+class Services:
+    def __init__(self, env: dict[str, str], logs: Path, api_port: int = 8015, families: str = "") -> None:
+        self.env = {**os.environ, **env, "API_PORT": str(api_port), "PYTHONUNBUFFERED": "1"}
+        if families:
+            self.env["WORKER_FAMILIES"] = families
+        self.logs = logs
+        self.api_port = api_port
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        with (self.logs / f"{name}.log").open("ab") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "imagegen.cli", *args], env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
+        self.processes[name] = process
+        log.info("started %s (pid %d), log %s", name, process.pid, self.logs / f"{name}.log")
+        return process
+
+    def start(self, timeout: float = 90.0) -> Services:
+        subprocess.run([sys.executable, "-m", "imagegen.cli", "topics"], env=self.env, check=True)
+        self.spawn("worker", "worker")
+        self.spawn("projector", "projector")
+        self.spawn("api", "api")
+        self.wait_for_api(timeout)
+        return self
+
+    def wait_for_api(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    tail = (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
+                    raise ServiceError(f"{name} exited with {process.returncode}:\n{tail}")
+            try:
+                if httpx.get(f"{self.api_url}/api/images/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise ServiceError(f"the api did not answer on {self.api_url} within {timeout} s")
+
+    def stop(self, name: str | None = None, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+        for key in [name] if name else list(self.processes):
+            process = self.processes.pop(key, None)
+            if process is None or process.poll() is not None:
+                continue
+            process.send_signal(sig)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

@@ -1,0 +1,163 @@
+"""Reads of the read model for the API: raw SQL, returning plain dicts shaped for JSON."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+_VARIATION = """select id, name, category, status, prompt, negative_prompt, seed, model, steps, guidance,
+       priority, families, round, error, requested_at, updated_at, completed_at from variations"""
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if value is not None else None
+
+
+def _variation(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "name": row["name"],
+        "category": row["category"],
+        "status": row["status"],
+        "round": row["round"],
+        "isDxJob": row["priority"] == "dx",
+        "generation": {
+            "prompt": row["prompt"],
+            "negativePrompt": row["negative_prompt"],
+            "seed": row["seed"],
+            "model": row["model"],
+            "inferenceSteps": row["steps"],
+            "guidanceScale": row["guidance"],
+        },
+        "error": row["error"],
+        "createdAt": _iso(row["requested_at"]),
+        "updatedAt": _iso(row["updated_at"]),
+        "completedAt": _iso(row["completed_at"]),
+    }
+
+
+async def _detail(conn: AsyncConnection, row: dict[str, Any] | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    result = _variation(row)
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            """select family, status, round, attempts, error, error_kind, master_url, width, height, bytes,
+                      duration_s, started_at, completed_at from families where variation_id = %s""",
+            (row["id"],),
+        )
+        families = {r["family"]: r for r in await cur.fetchall()}
+        await cur.execute(
+            """select family, name, public_url, width, height, bytes, content_type,
+                      crop_left, crop_top, crop_width, crop_height
+               from derivatives where variation_id = %s order by family, name""",
+            (row["id"],),
+        )
+        derivatives = await cur.fetchall()
+    result["families"] = [
+        {
+            "name": name,
+            "status": f["status"],
+            "round": f["round"],
+            "attempts": f["attempts"],
+            "error": f["error"],
+            "errorKind": f["error_kind"],
+            "publicUrl": f["master_url"],
+            "width": f["width"],
+            "height": f["height"],
+            "bytes": f["bytes"],
+            "durationSeconds": f["duration_s"],
+            "startedAt": _iso(f["started_at"]),
+            "completedAt": _iso(f["completed_at"]),
+            "derivatives": [
+                {
+                    "name": d["name"],
+                    "url": d["public_url"],
+                    "width": d["width"],
+                    "height": d["height"],
+                    "bytes": d["bytes"],
+                    "contentType": d["content_type"],
+                    "cropBox": None
+                    if d["crop_left"] is None
+                    else {
+                        "left": d["crop_left"],
+                        "top": d["crop_top"],
+                        "width": d["crop_width"],
+                        "height": d["crop_height"],
+                    },
+                }
+                for d in derivatives
+                if d["family"] == name
+            ],
+        }
+        for name in row["families"]
+        if (f := families.get(name))
+    ]
+    return result
+
+
+async def variation(conn: AsyncConnection, variation_id: uuid.UUID) -> dict[str, Any] | None:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_VARIATION + " where id = %s", (variation_id,))
+        return await _detail(conn, await cur.fetchone())
+
+
+async def variation_by_name(conn: AsyncConnection, name: str) -> dict[str, Any] | None:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_VARIATION + " where name = %s", (name,))
+        return await _detail(conn, await cur.fetchone())
+
+
+async def variations(
+    conn: AsyncConnection, limit: int, offset: int, status: str | None, category: str | None, search: str | None
+) -> tuple[list[dict[str, Any]], int]:
+    where, args = ["true"], []
+    if status:
+        where.append("status = %s")
+        args.append(status)
+    if category:
+        where.append("category = %s")
+        args.append(category)
+    if search:
+        where.append("(name ilike %s or category ilike %s)")
+        args += [f"%{search}%", f"%{search}%"]
+    clause = " where " + " and ".join(where)
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("select count(*) as n from variations" + clause, args)
+        total = (await cur.fetchone() or {"n": 0})["n"]
+        await cur.execute(
+            _VARIATION + clause + " order by requested_at desc, id limit %s offset %s", [*args, limit, offset]
+        )
+        rows = await cur.fetchall()
+    return [_variation(r) for r in rows], total
+
+
+async def image_key(conn: AsyncConnection, variation_name: str, name: str) -> str | None:
+    """The storage key of a family master or a derivative of a variation."""
+    cur = await conn.execute(
+        """select d.storage_key from derivatives d join variations v on v.id = d.variation_id
+           where v.name = %s and d.name = %s
+           union all
+           select f.master_key from families f join variations v on v.id = f.variation_id
+           where v.name = %s and f.family = %s and f.master_key is not null
+           limit 1""",
+        (variation_name, name, variation_name, name),
+    )
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def rejection(conn: AsyncConnection, command_id: uuid.UUID) -> str | None:
+    cur = await conn.execute("select reason from rejections where command_id = %s", (command_id,))
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def last_completions(conn: AsyncConnection) -> dict[str, Any]:
+    cur = await conn.execute(
+        "select family, max(completed_at), count(*) filter (where status = 'completed') from families group by family"
+    )
+    return {family: {"lastCompletedAt": _iso(at), "completed": n} for family, at, n in await cur.fetchall()}

@@ -1,0 +1,114 @@
+"""The Faust app: the variations agent (the aggregate) and one family agent per family, made by one
+factory over the family table. Agents are thin: decode, call the domain or the job, send keyed by
+variation id. Undecodable messages go to the dead-letter topic; a consumer never crashes on input."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from imagegen.config import Settings
+from imagegen.storage import FileStorage
+from streams import domain, topics
+from streams import messages as m
+from streams.families import FamilyTable
+from streams.jobs import FamilyJobs
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]) -> faust.App:
+    test_broker = settings.kafka_test_broker
+    app = faust.App(
+        "imagegen",
+        broker=f"kafka://{settings.kafka_bootstrap_servers}",
+        store="memory://",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.kafka_session_timeout_s,
+        broker_heartbeat_interval=settings.kafka_heartbeat_interval_s,
+        broker_request_timeout=max(40.0, settings.kafka_session_timeout_s * 2),
+        broker_rebalance_timeout=max(2.0, settings.kafka_session_timeout_s),
+        # The test broker miscounts offsets after multi-record batches (table recovery stops early).
+        producer_max_batch_size=1 if test_broker else 16384,
+        stream_recovery_delay=0.1 if test_broker else 3.0,
+        # Jobs take seconds to minutes; never let a long drawing look like a dead consumer.
+        broker_max_poll_interval=3600.0,
+    )
+    dead_letter = app.topic(topics.DEAD_LETTER)
+
+    async def to_dead_letter(event: faust.EventT, reason: str) -> None:
+        msg = event.message
+        log.warning("dead-lettering %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset, reason)
+        await dead_letter.send(
+            key=msg.key,
+            value=msg.value,
+            headers={
+                "reason": reason.encode(),
+                "topic": msg.topic.encode(),
+                "partition": str(msg.partition).encode(),
+                "offset": str(msg.offset).encode(),
+            },
+        )
+
+    async def send(message: m.Message | m.DomainEvent) -> None:
+        match message:
+            case m.GenerateFamily() as job:
+                name = topics.family(job.family, priority=job.priority == "dx")
+            case m.DomainEvent():
+                name = topics.DOMAIN_EVENTS
+            case _:
+                name = topics.EVENTS
+        await app.send(name, key=message.key, value=m.encode(message))
+
+    variations = app.Table("variations", default=None, value_serializer="json")
+
+    @app.agent(app.topic(topics.COMMANDS, topics.EVENTS), name="variations")
+    async def variations_agent(stream: faust.StreamT[Any]) -> None:
+        async for event in stream.events():
+            try:
+                message = m.decode_any(event.value)
+            except m.UndecodableMessage as exc:
+                await to_dead_letter(event, str(exc))
+                continue
+            key = str(message.variation_id)
+            stored = variations.get(key)
+            state = domain.Variation.model_validate(stored) if stored else None
+            new, out = domain.handle(state, message, m.utcnow())
+            # Send first, then record: a crash in between redelivers the input, and the same
+            # decisions come out again with the same ids, which every consumer drops.
+            for msg in out:
+                await send(msg)
+            published = [message] if isinstance(message, m.FamilyCompleted) and new != state else []
+            for announced in [*published, *(e for e in out if isinstance(e, m.Event))]:
+                for public in domain.public_events(new, announced):
+                    await send(public)
+            if new is not None and new != state:
+                variations[key] = new.model_dump(mode="json")
+
+    jobs = FamilyJobs(settings, table, FileStorage(settings.storage_path))
+    for family in table.subset(families):
+        _family_agent(app, family.name, jobs, send, to_dead_letter)
+    return app
+
+
+def _family_agent(app: faust.App, family: str, jobs: FamilyJobs, send: Any, to_dead_letter: Any) -> None:
+    source = app.topic(topics.family(family), topics.family(family, priority=True))
+
+    async def agent(stream: faust.StreamT[Any]) -> None:
+        async for event in stream.events():
+            try:
+                job = m.decode_work(event.value)
+            except m.UndecodableMessage as exc:
+                await to_dead_letter(event, str(exc))
+                continue
+            await send(jobs.started(job))
+            await send(await jobs.run(job))
+
+    app.agent(source, name=f"family-{family}")(agent)

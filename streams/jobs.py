@@ -1,0 +1,136 @@
+"""One family job: draw the master, cut its derivatives, store them, and say how it went.
+A failure is an event (FamilyFailed), never a crashed consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from imagegen.config import Settings
+from imagegen.storage import FileStorage, derivative_key, master_key
+from inference.cutting import Cut, cut, encode_webp
+from inference.generation import GenerationParams, generate
+from inference.models import Pipelines
+from streams import messages as m
+from streams.families import FamilyTable
+
+log = logging.getLogger(__name__)
+
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+# Errors a second attempt may cure (a busy or out-of-memory device, a storage hiccup).
+RETRYABLE = (MemoryError, TimeoutError, ConnectionError, OSError)
+
+
+@dataclass(frozen=True)
+class Drawn:
+    master: bytes
+    cuts: list[Cut]
+
+
+def public_url(settings: Settings, variation: str, name: str) -> str:
+    return f"{settings.public_base_url.rstrip('/')}/api/images/{variation}/{name}"
+
+
+class FamilyJobs:
+    def __init__(self, settings: Settings, table: FamilyTable, storage: FileStorage) -> None:
+        self.settings = settings
+        self.table = table
+        self.storage = storage
+        self.pipelines = Pipelines()
+        # One drawing at a time per worker: a pipeline is not re-entrant and owns the device.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="draw")
+
+    def started(self, job: m.GenerateFamily) -> m.FamilyStarted:
+        return m.FamilyStarted(
+            event_id=m.derive_id(job.job_id, "started"),
+            variation_id=job.variation_id,
+            occurred_at=m.utcnow(),
+            job_id=job.job_id,
+            family=job.family,
+            round=job.round,
+            attempt=job.attempt,
+            worker=WORKER,
+        )
+
+    def _draw(self, job: m.GenerateFamily) -> Drawn:
+        family = self.table.get(job.family)
+        spec, pipeline = self.pipelines.get(job.generation.model)
+        g = job.generation
+        params = GenerationParams(g.prompt, g.negative_prompt, g.seed, g.steps, g.guidance)
+        master = generate(pipeline, spec, params, family)
+        metadata = {
+            "prompt": g.prompt,
+            "negative_prompt": g.negative_prompt,
+            "seed": str(g.seed),
+            "model": g.model,
+            "steps": str(g.steps),
+            "guidance": str(g.guidance),
+            "variation": job.name,
+            "family": job.family,
+        }
+        quality = self.settings.webp_quality
+        return Drawn(encode_webp(master, quality, metadata), cut(master, family.derivatives, quality))
+
+    async def run(self, job: m.GenerateFamily) -> m.FamilyCompleted | m.FamilyFailed:
+        began = time.perf_counter()
+        try:
+            drawn = await asyncio.get_running_loop().run_in_executor(self.executor, self._draw, job)
+            family = self.table.get(job.family)
+            key = master_key(job.name, family.name)
+            await self.storage.put(key, drawn.master, "image/webp")
+            master = m.StoredImage(
+                name=family.name,
+                key=key,
+                url=public_url(self.settings, job.name, family.name),
+                width=family.width,
+                height=family.height,
+                bytes=len(drawn.master),
+            )
+            derivatives = []
+            for c in drawn.cuts:
+                key = derivative_key(job.name, c.name)
+                await self.storage.put(key, c.data, "image/webp")
+                derivatives.append(
+                    m.StoredImage(
+                        name=c.name,
+                        key=key,
+                        url=public_url(self.settings, job.name, c.name),
+                        width=c.width,
+                        height=c.height,
+                        bytes=len(c.data),
+                        crop=c.crop,
+                    )
+                )
+        except Exception as exc:
+            log.exception("family %s of %s failed", job.family, job.name)
+            return m.FamilyFailed(
+                event_id=m.derive_id(job.job_id, "failed"),
+                variation_id=job.variation_id,
+                occurred_at=m.utcnow(),
+                job_id=job.job_id,
+                family=job.family,
+                round=job.round,
+                attempt=job.attempt,
+                error_kind=type(exc).__name__,
+                message=str(exc) or type(exc).__name__,
+                retryable=isinstance(exc, RETRYABLE),
+            )
+        return m.FamilyCompleted(
+            event_id=m.derive_id(job.job_id, "completed"),
+            variation_id=job.variation_id,
+            occurred_at=m.utcnow(),
+            job_id=job.job_id,
+            family=job.family,
+            round=job.round,
+            attempt=job.attempt,
+            master=master,
+            derivatives=tuple(derivatives),
+            model=job.generation.model,
+            seed=job.generation.seed,
+            duration_s=round(time.perf_counter() - began, 3),
+        )

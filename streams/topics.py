@@ -1,0 +1,63 @@
+"""Topic names, and their creation with a configurable partition count. The command, event and
+family topics share one partition count so they are co-partitioned by variation id."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+
+from streams.families import FamilyTable
+
+log = logging.getLogger(__name__)
+
+COMMANDS = "imagegen.commands"
+EVENTS = "imagegen.events"
+PROGRESS = "imagegen.progress"
+DOMAIN_EVENTS = "imagegen.domain-events"
+DEAD_LETTER = "imagegen.dead-letter"
+
+
+def family(name: str, priority: bool = False) -> str:
+    return f"imagegen.family.{name}" + (".priority" if priority else "")
+
+
+def all_topics(table: FamilyTable) -> list[str]:
+    return [
+        COMMANDS,
+        EVENTS,
+        PROGRESS,
+        DOMAIN_EVENTS,
+        DEAD_LETTER,
+        *(family(f.name, p) for f in table for p in (False, True)),
+    ]
+
+
+async def create_all(
+    bootstrap_servers: str, table: FamilyTable, partitions: int, replication: int = 1, attempts: int = 30
+) -> list[str]:
+    """Create every topic that does not exist yet; returns the names created."""
+    for attempt in range(attempts):
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [t for t in all_topics(table) if t not in existing]
+            if missing:
+                try:
+                    await admin.create_topics(
+                        [NewTopic(t, num_partitions=partitions, replication_factor=replication) for t in missing]
+                    )
+                except TopicAlreadyExistsError:
+                    pass  # another process created them first
+                log.info("created topics %s with %d partitions", missing, partitions)
+            return missing
+        except KafkaConnectionError:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(1)
+        finally:
+            await admin.close()
+    return []

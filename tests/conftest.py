@@ -1,0 +1,39 @@
+"""Session fixtures: the real services (Kafka-protocol broker, Postgres, storage) and the imagegen
+processes, started once on free loopback ports by the same launcher as `imagegen dev`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from imagegen.devstack import DevStack, free_port
+from imagegen.services import Services
+
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", "test-artifacts"))
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[DevStack]:
+    with DevStack(partitions=4) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def services(stack: DevStack) -> Iterator[Services]:
+    """api + worker (every family) + projector, as separate processes, like production."""
+    port = free_port()
+    env = {
+        **stack.env(),
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "TORCH_THREADS": "1",
+        "MODEL_CACHE_DIR": str(ARTIFACTS / "models"),
+    }
+    running = Services(env, ARTIFACTS / "logs", api_port=port)
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()

@@ -1,0 +1,162 @@
+"""End to end through HTTP: the original product's example travels the whole way, on the real broker,
+Postgres and filesystem storage, with the real (tiny) SDXL pipeline."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+import pytest
+import pyvips
+
+from streams.families import load
+
+EXAMPLE = {
+    "name": "hero-sunset-beach",
+    "category": "travel",
+    "families": ["square", "landscape", "facebook-og"],
+    "generation": {
+        "prompt": "A golden sunset over a quiet beach with palm trees",
+        "negativePrompt": "text, watermark",
+        "seed": 1234,
+        "model": "tiny",
+        "inferenceSteps": 4,
+        "guidanceScale": 5.0,
+    },
+    "isDxJob": False,
+}
+DONE = ("completed", "partial", "failed")
+
+
+def wait_for(api: httpx.Client, vid: str, done=lambda v: v["status"] in DONE, timeout: float = 180.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = api.get(f"/api/images/variations/{vid}")
+        if r.status_code == 200 and done(r.json()):
+            return r.json()
+        time.sleep(0.1)
+    raise AssertionError(f"variation {vid} not done in {timeout} s: {r.status_code} {r.text}")
+
+
+def masters(api: httpx.Client, variation: dict) -> dict[str, bytes]:
+    return {f["name"]: api.get(f["publicUrl"]).content for f in variation["families"]}
+
+
+@pytest.fixture(scope="module")
+def api(services) -> httpx.Client:
+    with httpx.Client(base_url=services.api_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def example(api: httpx.Client) -> dict:
+    began = time.perf_counter()
+    r = api.post("/api/images/variations", json=EXAMPLE)
+    assert r.status_code == 202, r.text
+    accepted = r.json()
+    assert accepted["id"] == str(uuid.uuid5(uuid.UUID("6f1e8a4c-3c1b-5d0e-9a57-2b1f0d9c7e42"), "hero-sunset-beach"))
+    assert accepted["status"] == "pending"
+    variation = wait_for(api, accepted["id"])
+    print(f"\nPOST to {variation['status']}: {time.perf_counter() - began:.2f} s for {EXAMPLE['name']}")
+    return variation
+
+
+def test_the_example_completes_with_every_derivative_at_its_exact_size(api, example):
+    assert example["status"] == "completed"
+    assert [f["name"] for f in example["families"]] == EXAMPLE["families"]
+    table = load()
+    for family in example["families"]:
+        spec = table.get(family["name"])
+        assert family["status"] == "completed" and family["round"] == 1
+        served = api.get(family["publicUrl"])
+        assert served.status_code == 200 and served.headers["content-type"] == "image/webp"
+        image = pyvips.Image.new_from_buffer(served.content, "")
+        assert (image.width, image.height) == (spec.width, spec.height)
+        assert [d["name"] for d in family["derivatives"]] == sorted(d.name for d in spec.derivatives)
+        for d in spec.derivatives:
+            served = api.get(f"/api/images/{EXAMPLE['name']}/{d.name}")
+            assert served.status_code == 200, d.name
+            assert served.headers["content-type"] == "image/webp"
+            assert served.content[:4] == b"RIFF" and served.content[8:12] == b"WEBP"
+            image = pyvips.Image.new_from_buffer(served.content, "")
+            assert (image.width, image.height) == (d.width, d.height), d.name
+
+
+def test_the_variation_reads_back_by_name_and_in_the_list(api, example):
+    by_name = api.get("/api/images/variations/name/hero-sunset-beach").json()
+    assert by_name["id"] == example["id"]
+    assert by_name["generation"] == EXAMPLE["generation"]
+    listed = api.get("/api/images/variations", params={"q": "sunset"}).json()
+    assert example["id"] in [v["id"] for v in listed["items"]]
+    crop = example["families"][0]["derivatives"][0]["cropBox"]
+    assert crop is not None and crop["width"] > 0 and crop["height"] > 0
+
+
+def test_a_second_create_with_the_same_name_is_rejected_without_touching_the_first(api, example):
+    other = {**EXAMPLE, "generation": {**EXAMPLE["generation"], "seed": 99, "prompt": "a snowy mountain"}}
+    r = api.post("/api/images/variations", json=other)
+    assert r.status_code == 409
+    assert r.json()["errors"] == [{"field": "name", "message": "already taken"}]
+    after = api.get(f"/api/images/variations/{example['id']}").json()
+    assert after["generation"] == example["generation"] and after["round"] == example["round"]
+
+
+def test_the_same_request_sent_twice_is_accepted_once(api, example):
+    r = api.post("/api/images/variations", json=EXAMPLE)
+    assert r.status_code == 202 and r.json()["id"] == example["id"]
+    assert api.get(f"/api/images/variations/{example['id']}").json()["round"] == 1
+
+
+def test_regenerate_draws_byte_identical_masters(api, example):
+    before = masters(api, example)
+    r = api.post(f"/api/images/variations/{example['id']}/regenerate")
+    assert r.status_code == 202, r.text
+    again = wait_for(api, example["id"], lambda v: v["round"] == 2 and v["status"] in DONE)
+    assert again["status"] == "completed"
+    assert all(f["round"] == 2 for f in again["families"])
+    assert masters(api, again) == before
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"generation": {**EXAMPLE["generation"], "seed": -1}}, "generation.seed"),
+        ({"generation": {**EXAMPLE["generation"], "prompt": "  "}}, "generation.prompt"),
+        ({"generation": {**EXAMPLE["generation"], "inferenceSteps": 0}}, "generation.inferenceSteps"),
+        ({"generation": {**EXAMPLE["generation"], "model": "nope"}}, "generation.model"),
+        ({"families": ["square", "octagon"]}, "families"),
+        ({"families": []}, "families"),
+        ({"name": "Not URL safe!"}, "name"),
+        ({"name": "variations"}, "name"),
+        ({"isDxJob": "maybe"}, "isDxJob"),
+    ],
+)
+def test_bad_input_gets_a_4xx_naming_the_field(api, change, field):
+    r = api.post("/api/images/variations", json={**EXAMPLE, "name": "bad-input", **change})
+    assert r.status_code == 422, r.text
+    assert field in [e["field"] for e in r.json()["errors"]]
+    assert field in r.json()["message"]
+
+
+def test_a_body_that_is_not_json_is_refused(api):
+    r = api.post("/api/images/variations", content=b"{nope", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["errors"][0]["field"] == "body"
+    r = api.post("/api/images/variations", content=b"name=x", headers={"content-type": "text/plain"})
+    assert r.status_code == 415
+
+
+def test_unknown_things_are_404(api):
+    assert api.get("/api/images/variations/not-a-uuid").status_code == 404
+    assert api.get(f"/api/images/variations/{uuid.uuid4()}").status_code == 404
+    assert api.post(f"/api/images/variations/{uuid.uuid4()}/regenerate").status_code == 404
+    assert api.get("/api/images/variations/name/nobody").status_code == 404
+    assert api.get("/api/images/hero-sunset-beach/no-such-size").status_code == 404
+    assert api.get("/api/images/..%2F..%2Fetc/passwd").status_code == 404
+
+
+def test_models_and_ml_health(api, example):
+    names = [m["name"] for m in api.get("/api/images/models").json()["models"]]
+    assert {"tiny", "photorealistic", "anime", "turbo"} <= set(names)
+    health = api.get("/api/images/health/ml").json()
+    assert health["families"]["square"]["completed"] >= 1
