@@ -93,7 +93,7 @@ async def create_variation(request: Request) -> Response:
     model_name = g.model or request.app.state.settings.default_model
     spec = models.REGISTRY.get(model_name)
     if spec is None:
-        message = f"unknown model {model_name!r}; known: {sorted(models.REGISTRY)}"
+        message = f"generation.model: unknown model {model_name!r}; known: {sorted(models.REGISTRY)}"
         raise Problem(422, message, [{"field": "generation.model", "message": message}])
     generation = m.Generation(
         prompt=g.prompt,

@@ -35,7 +35,7 @@ class Services:
 
     def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         self.logs.mkdir(parents=True, exist_ok=True)
-        with (self.logs / f"{name}.log").open("ab") as out:
+        with (self.logs / f"{name}.log").open("wb") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "imagegen.cli", *args], env=self.env, stdout=out, stderr=subprocess.STDOUT
             )
@@ -49,15 +49,30 @@ class Services:
         self.spawn("projector", "projector")
         self.spawn("api", "api")
         self.wait_for_api(timeout)
+        self.wait_for_log("worker", "Ready", timeout)
         return self
+
+    def check(self) -> None:
+        """Raise, with the tail of its log, if a service has exited."""
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                tail = (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
+                raise ServiceError(f"{name} exited with {process.returncode}:\n{tail}")
+
+    def wait_for_log(self, name: str, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        path = self.logs / f"{name}.log"
+        while time.monotonic() < deadline:
+            self.check()
+            if text in path.read_text(errors="replace"):
+                return
+            time.sleep(0.2)
+        raise ServiceError(f"{name} did not log {text!r} within {timeout} s")
 
     def wait_for_api(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for name, process in self.processes.items():
-                if process.poll() is not None:
-                    tail = (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
-                    raise ServiceError(f"{name} exited with {process.returncode}:\n{tail}")
+            self.check()
             try:
                 if httpx.get(f"{self.api_url}/api/images/health", timeout=2).status_code == 200:
                     return

@@ -67,7 +67,7 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
                 name = topics.EVENTS
         await app.send(name, key=message.key, value=m.encode(message))
 
-    variations = app.Table("variations", default=None, value_serializer="json")
+    variations = app.Table("variations", default=None, key_type=bytes, value_type=bytes)
 
     @app.agent(app.topic(topics.COMMANDS, topics.EVENTS), name="variations")
     async def variations_agent(stream: faust.StreamT[Any]) -> None:
@@ -77,9 +77,9 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
             except m.UndecodableMessage as exc:
                 await to_dead_letter(event, str(exc))
                 continue
-            key = str(message.variation_id)
+            key = message.key
             stored = variations.get(key)
-            state = domain.Variation.model_validate(stored) if stored else None
+            state = domain.Variation.model_validate_json(stored) if stored else None
             new, out = domain.handle(state, message, m.utcnow())
             # Send first, then record: a crash in between redelivers the input, and the same
             # decisions come out again with the same ids, which every consumer drops.
@@ -90,7 +90,7 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
                 for public in domain.public_events(new, announced):
                     await send(public)
             if new is not None and new != state:
-                variations[key] = new.model_dump(mode="json")
+                variations[key] = new.model_dump_json().encode()
 
     jobs = FamilyJobs(settings, table, FileStorage(settings.storage_path))
     for family in table.subset(families):

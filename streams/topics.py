@@ -4,6 +4,7 @@ family topics share one partition count so they are co-partitioned by variation 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -46,12 +47,10 @@ async def create_all(
             existing = set(await admin.list_topics())
             missing = [t for t in all_topics(table) if t not in existing]
             if missing:
-                try:
+                with contextlib.suppress(TopicAlreadyExistsError):  # another process was first
                     await admin.create_topics(
                         [NewTopic(t, num_partitions=partitions, replication_factor=replication) for t in missing]
                     )
-                except TopicAlreadyExistsError:
-                    pass  # another process created them first
                 log.info("created topics %s with %d partitions", missing, partitions)
             return missing
         except KafkaConnectionError:

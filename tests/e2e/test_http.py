@@ -32,6 +32,7 @@ DONE = ("completed", "partial", "failed")
 def wait_for(api: httpx.Client, vid: str, done=lambda v: v["status"] in DONE, timeout: float = 180.0) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        api.services.check()  # a dead worker fails the test at once, with its log
         r = api.get(f"/api/images/variations/{vid}")
         if r.status_code == 200 and done(r.json()):
             return r.json()
@@ -46,6 +47,7 @@ def masters(api: httpx.Client, variation: dict) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def api(services) -> httpx.Client:
     with httpx.Client(base_url=services.api_url, timeout=30) as client:
+        client.services = services
         yield client
 
 
