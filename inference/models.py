@@ -1,0 +1,204 @@
+"""The model registry and the per-process pipeline cache.
+
+A model name maps to a source: the built-in `tiny` pipeline, a local diffusers folder, a single
+`.safetensors` checkpoint, or a hub id that must already be in the Hugging Face cache. Nothing is
+ever downloaded here: a missing model is a `ModelUnavailable` error that names it and its source.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from diffusers import StableDiffusionXLPipeline
+from huggingface_hub import try_to_load_from_cache
+
+from imagegen.config import settings
+from inference.tiny import TINY_NAME, tiny_path
+
+SourceKind = Literal["builtin", "folder", "single_file", "hub"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    source: str
+    description: str
+    default_steps: int
+    default_guidance: float
+    draw_scale: float = 1.0  # the share of the family's SDXL bucket the model draws at
+    builtin: bool = False
+    # A single-file checkpoint needs its pipeline's configs and tokenizers: a local diffusers
+    # folder (no weights needed). Without one, diffusers would fetch them from the hub.
+    config: str | None = None
+
+    @property
+    def kind(self) -> SourceKind:
+        if self.builtin:
+            return "builtin"
+        if self.source.endswith((".safetensors", ".ckpt")):
+            return "single_file"
+        path = Path(self.source).expanduser()
+        if path.exists() or path.is_absolute() or self.source.startswith((".", "~")):
+            return "folder"
+        return "hub"
+
+
+class ModelError(Exception):
+    pass
+
+
+class UnknownModel(ModelError, KeyError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(name)
+        self.name = name
+        self.known = known
+
+    def __str__(self) -> str:
+        return f"unknown model {self.name!r}; known models: {', '.join(self.known)}"
+
+
+class ModelUnavailable(ModelError, RuntimeError):
+    def __init__(self, name: str, source: str, reason: str) -> None:
+        super().__init__(f"model {name!r} is not available from {source!r}: {reason}")
+        self.name = name
+        self.source = source
+
+
+def registry(env: Mapping[str, str] = os.environ) -> dict[str, ModelSpec]:
+    def configured(name: str, default: str) -> dict[str, Any]:
+        key = f"MODEL_{name.upper()}"
+        return {"name": name, "source": env.get(f"{key}_SOURCE", default), "config": env.get(f"{key}_CONFIG")}
+
+    specs = [
+        ModelSpec(
+            name="tiny",
+            source=f"builtin:{TINY_NAME}",
+            description="Built-in SDXL with tiny random weights: noise-like pictures, for tests and CPUs",
+            default_steps=4,
+            default_guidance=5.0,
+            draw_scale=0.125,
+            builtin=True,
+        ),
+        ModelSpec(
+            **configured("photorealistic", "RunDiffusion/Juggernaut-XL-v9"),
+            description="Photorealistic SDXL (Juggernaut XL)",
+            default_steps=30,
+            default_guidance=5.0,
+        ),
+        ModelSpec(
+            **configured("anime", "cagliostrolab/animagine-xl-3.1"),
+            description="Anime and illustration SDXL (Animagine XL)",
+            default_steps=28,
+            default_guidance=7.0,
+        ),
+        ModelSpec(
+            **configured("turbo", "stabilityai/sdxl-turbo"),
+            description="SDXL Turbo: one step, no guidance",
+            default_steps=1,
+            default_guidance=0.0,
+        ),
+    ]
+    return {spec.name: spec for spec in specs}
+
+
+REGISTRY = registry()
+
+
+def available(spec: ModelSpec) -> bool:
+    """Whether `spec` can be loaded without a download."""
+    source = Path(spec.source).expanduser()
+    match spec.kind:
+        case "builtin":
+            return True
+        case "folder":
+            return (source / "model_index.json").is_file()
+        case "single_file":
+            return source.is_file() and spec.config is not None and Path(spec.config).is_dir()
+        case "hub":
+            return isinstance(try_to_load_from_cache(spec.source, "model_index.json"), str)
+
+
+def load(spec: ModelSpec, device: str) -> StableDiffusionXLPipeline:
+    if spec.kind == "builtin":
+        # always on the CPU in float32: its pixels are the same on every machine
+        pipeline = StableDiffusionXLPipeline.from_pretrained(tiny_path(), dtype=torch.float32, local_files_only=True)
+    else:
+        pipeline = _load_weights(spec, torch.float16 if device.startswith("cuda") else torch.float32)
+        pipeline.to(device)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def _load_weights(spec: ModelSpec, dtype: torch.dtype) -> StableDiffusionXLPipeline:
+    if not available(spec):
+        reason = {
+            "folder": "no diffusers folder (model_index.json) there",
+            "single_file": f"the file or its config folder is missing (set MODEL_{spec.name.upper()}_CONFIG)",
+            "hub": "not in the Hugging Face cache, and imagegen never downloads weights",
+        }[spec.kind]
+        raise ModelUnavailable(spec.name, spec.source, reason)
+    source = str(Path(spec.source).expanduser()) if spec.kind != "hub" else spec.source
+    try:
+        if spec.kind == "single_file":
+            return StableDiffusionXLPipeline.from_single_file(
+                source, config=spec.config, dtype=dtype, local_files_only=True
+            )
+        return StableDiffusionXLPipeline.from_pretrained(source, dtype=dtype, local_files_only=True)
+    except (OSError, ValueError) as error:  # a partial cache or folder: files missing or malformed
+        raise ModelUnavailable(spec.name, spec.source, str(error)) from error
+
+
+class Pipelines:
+    """Each model's pipeline, loaded once per process and kept."""
+
+    def __init__(self, models: Mapping[str, ModelSpec] | None = None, device: str | None = None) -> None:
+        self._models = dict(REGISTRY if models is None else models)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self._pipelines: dict[str, StableDiffusionXLPipeline] = {}
+        self._lock = threading.Lock()
+        if settings().torch_threads:
+            torch.set_num_threads(settings().torch_threads)
+
+    def spec(self, name: str) -> ModelSpec:
+        try:
+            return self._models[name]
+        except KeyError:
+            raise UnknownModel(name, sorted(self._models)) from None
+
+    def get(self, name: str) -> tuple[ModelSpec, StableDiffusionXLPipeline]:
+        spec = self.spec(name)
+        with self._lock:
+            if name not in self._pipelines:
+                self._pipelines[name] = load(spec, self.device)
+            return spec, self._pipelines[name]
+
+    def loaded(self) -> list[str]:
+        return sorted(self._pipelines)
+
+    def available(self, name: str) -> bool:
+        return available(self.spec(name))
+
+    def list_models(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": spec.name,
+                "description": spec.description,
+                "source": spec.source,
+                "defaultSteps": spec.default_steps,
+                "defaultGuidance": spec.default_guidance,
+                "loaded": spec.name in self._pipelines,
+                "available": available(spec),
+            }
+            for spec in self._models.values()
+        ]
+
+
+def list_models(pipelines: Pipelines | None = None) -> list[dict[str, Any]]:
+    """The registry as `GET /models` shows it; `loaded` is about `pipelines` (none: this process)."""
+    return (pipelines or Pipelines()).list_models()

@@ -1,0 +1,92 @@
+"""The event flow on the real broker, seen as a Kafka producer and consumer would: commands posted
+straight to imagegen.commands, events read from imagegen.events and imagegen.domain-events."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from streams import messages as m
+from streams import topics
+from tests.integration.kafka import produce, read_until
+
+GEN = m.Generation(prompt="a red bicycle by a canal", seed=7, model="tiny", steps=2, guidance=4.0)
+
+
+def create(name: str, gen: m.Generation = GEN, families: tuple[str, ...] = ("square", "portrait")) -> m.CreateVariation:
+    return m.CreateVariation(
+        command_id=uuid.uuid4(), variation_id=m.variation_id(name), name=name, families=families, generation=gen
+    )
+
+
+def of(variation_id: uuid.UUID):
+    key = str(variation_id).encode()
+    return lambda record: record.key == key
+
+
+def types(records) -> list[str]:
+    return [json.loads(r.value)["type"] for r in records]
+
+
+def concluded(records) -> bool:
+    return any(
+        t.startswith("Variation") and t not in ("VariationRequested", "VariationRejected") for t in types(records)
+    )
+
+
+async def test_a_command_delivered_twice_is_handled_once(services, stack):
+    # a producer retries: the same CreateVariation arrives twice
+    command = create("bicycle-canal")
+    raw = m.encode(command)
+    await produce(stack.bootstrap_servers, topics.COMMANDS, command.key, raw, raw)
+    events = await read_until(stack.bootstrap_servers, topics.EVENTS, concluded, of(command.variation_id))
+    kinds = types(events)
+    assert kinds.count("VariationRequested") == 1
+    assert sorted(t for t in kinds if t.startswith("Family")) == [
+        "FamilyCompleted", "FamilyCompleted", "FamilyStarted", "FamilyStarted"
+    ]  # fmt: skip
+    assert kinds[-1] == "VariationCompleted"
+    ids = [json.loads(r.value)["event_id"] for r in events]
+    assert len(ids) == len(set(ids))
+
+    # other services hear about it on the public contract
+    public = await read_until(
+        stack.bootstrap_servers,
+        topics.DOMAIN_EVENTS,
+        lambda rs: "IMAGE_VARIATION_COMPLETED" in types(rs),
+        of(command.variation_id),
+    )
+    assert types(public) == [
+        "IMAGE_VARIATION_STARTED", "IMAGE_FAMILY_COMPLETED", "IMAGE_FAMILY_COMPLETED", "IMAGE_VARIATION_COMPLETED"
+    ]  # fmt: skip
+    done = m.decode_domain_event(public[-1].value)
+    assert set(done.public_urls) == {"square", "portrait"}
+    assert all(url.endswith(f"/api/images/bicycle-canal/{f}") for f, url in done.public_urls.items())
+
+
+async def test_a_taken_name_is_rejected_in_the_log(services, stack):
+    first = create("taken-name", families=("square",))
+    await produce(stack.bootstrap_servers, topics.COMMANDS, first.key, m.encode(first))
+    await read_until(stack.bootstrap_servers, topics.EVENTS, concluded, of(first.variation_id))
+    second = create("taken-name", GEN.model_copy(update={"seed": 8}), families=("square",))
+    await produce(stack.bootstrap_servers, topics.COMMANDS, second.key, m.encode(second))
+    events = await read_until(
+        stack.bootstrap_servers, topics.EVENTS, lambda rs: "VariationRejected" in types(rs), of(first.variation_id)
+    )
+    rejected = m.decode_event(events[-1].value)
+    assert isinstance(rejected, m.VariationRejected) and rejected.command_id == second.command_id
+    assert types(events).count("VariationRequested") == 1
+
+
+async def test_an_undecodable_command_goes_to_the_dead_letter_topic_and_the_agent_goes_on(services, stack):
+    key = b"garbage-key"
+    await produce(stack.bootstrap_servers, topics.COMMANDS, key, b"\x00not json")
+    dead = await read_until(stack.bootstrap_servers, topics.DEAD_LETTER, bool, lambda r: r.key == key)
+    headers = dict(dead[0].headers)
+    assert headers["topic"] == topics.COMMANDS.encode() and b"not JSON" in headers["reason"]
+    assert dead[0].value == b"\x00not json"
+    # the agent is still alive: the next command is handled
+    after = create("after-garbage", families=("square",))
+    await produce(stack.bootstrap_servers, topics.COMMANDS, after.key, m.encode(after))
+    events = await read_until(stack.bootstrap_servers, topics.EVENTS, concluded, of(after.variation_id))
+    assert types(events)[-1] == "VariationCompleted"

@@ -1,0 +1,203 @@
+"""Drawing masters with the built-in tiny SDXL pipeline: built offline, seeded, prompt-driven,
+validated first, and resized to each family's master size."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from diffusers import StableDiffusionXLPipeline
+
+from inference import models
+from inference.generation import GenerationParams, InvalidGenerationInput, draw_size, generate
+from inference.models import REGISTRY, ModelUnavailable, Pipelines, UnknownModel, registry
+from inference.tiny import build_tiny
+from streams import families
+from streams.families import Family
+
+TINY = REGISTRY["tiny"]
+# drawn at the smallest size (64x64), so that the seeded comparisons stay fast
+SMALL = Family("small", "1:1", 96, 96, drawn_width=512, drawn_height=512, derivatives=())
+PARAMS = GenerationParams("a lighthouse on a cliff at dusk", "", seed=7, steps=2, guidance=5.0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def two_threads() -> Iterator[None]:
+    # same pixels need the same thread count; two is this machine's size
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny(tmp_path_factory.mktemp("models") / "tiny-sdxl")
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny: Path) -> StableDiffusionXLPipeline:
+    pipe = StableDiffusionXLPipeline.from_pretrained(tiny, dtype=torch.float32, local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def pixels(pipeline: StableDiffusionXLPipeline, **changes: object) -> bytes:
+    return generate(pipeline, TINY, dataclasses.replace(PARAMS, **changes), SMALL).write_to_memory()
+
+
+# --- the tiny model --------------------------------------------------------------------------
+
+
+def test_the_tiny_build_is_offline_and_byte_for_byte_reproducible(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the tiny build touched the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    again = build_tiny(tmp_path / "again")
+
+    files = sorted(p.relative_to(tiny) for p in tiny.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    assert Path("unet/diffusion_pytorch_model.safetensors") in files
+    for name in files:
+        assert (tiny / name).read_bytes() == (again / name).read_bytes(), name
+    # nothing is left beside it from the atomic build
+    assert [p.name for p in tmp_path.iterdir()] == ["again"]
+
+
+def test_an_existing_build_is_returned_as_it_is(tiny: Path) -> None:
+    before = (tiny / "unet" / "diffusion_pytorch_model.safetensors").stat().st_mtime_ns
+    assert build_tiny(tiny) == tiny
+    assert (tiny / "unet" / "diffusion_pytorch_model.safetensors").stat().st_mtime_ns == before
+
+
+def test_the_tokenizers_give_real_clip_ids(pipeline: StableDiffusionXLPipeline) -> None:
+    clip = [49406, 320, 1125, 539, 320, 2368, 49407]  # "a photo of a cat", as OpenAI's CLIP encodes it
+    first = pipeline.tokenizer("a photo of a cat", padding="max_length", max_length=77).input_ids
+    second = pipeline.tokenizer_2("a photo of a cat", padding="max_length", max_length=77).input_ids
+    assert first == clip + [49407] * 70
+    assert second == clip + [0] * 70  # SDXL's second tokenizer pads with "!"
+
+
+# --- sizes -----------------------------------------------------------------------------------
+
+
+def test_tiny_draws_at_an_eighth_of_the_sdxl_bucket_and_real_models_at_the_bucket() -> None:
+    table = families.load()
+    assert draw_size(table.get("square"), TINY) == (128, 128)
+    assert draw_size(table.get("landscape"), TINY) == (168, 96)
+    assert draw_size(table.get("hero"), TINY) == (192, 80)
+    assert draw_size(SMALL, TINY) == (64, 64)
+    assert draw_size(table.get("landscape"), REGISTRY["photorealistic"]) == (1344, 768)
+
+
+@pytest.mark.parametrize("family", families.load(), ids=lambda f: f.name)
+def test_the_master_has_the_family_size(pipeline: StableDiffusionXLPipeline, family: Family) -> None:
+    master = generate(pipeline, TINY, dataclasses.replace(PARAMS, steps=1), family)
+    assert (master.width, master.height) == (family.width, family.height)
+    assert (master.bands, master.format, master.interpretation) == (3, "uchar", "srgb")
+
+
+# --- what the pixels depend on ---------------------------------------------------------------
+
+
+def test_the_same_inputs_draw_the_same_pixels(pipeline: StableDiffusionXLPipeline) -> None:
+    assert pixels(pipeline) == pixels(pipeline)
+
+
+def test_the_seed_the_prompt_the_negative_prompt_and_the_steps_each_change_the_picture(
+    pipeline: StableDiffusionXLPipeline,
+) -> None:
+    reference = pixels(pipeline)
+    assert pixels(pipeline, seed=8) != reference
+    assert pixels(pipeline, prompt="a red bicycle in the rain") != reference
+    assert pixels(pipeline, negative_prompt="blurry, low quality") != reference
+    assert pixels(pipeline, steps=4) != reference
+    assert pixels(pipeline, guidance=1.0) != reference
+
+
+# --- validation comes first ------------------------------------------------------------------
+
+
+class NeverCalled:
+    def __call__(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("the pipeline ran on invalid input")
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [
+        ("prompt", ""),
+        ("prompt", "   "),
+        ("negative_prompt", None),
+        ("seed", -1),
+        ("seed", 2**64),
+        ("seed", True),
+        ("steps", 0),
+        ("steps", 2.5),
+        ("guidance", -1.0),
+        ("guidance", float("nan")),
+    ],
+)
+def test_invalid_input_is_refused_naming_the_argument(argument: str, value: object) -> None:
+    params = dataclasses.replace(PARAMS, **{argument: value})
+    with pytest.raises(InvalidGenerationInput, match=f"`{argument}`") as refused:
+        generate(NeverCalled(), TINY, params, SMALL)
+    assert refused.value.argument == argument
+
+
+# --- the registry ----------------------------------------------------------------------------
+
+
+def test_model_sources_come_from_the_environment() -> None:
+    specs = registry({"MODEL_TURBO_SOURCE": "/models/turbo.safetensors", "MODEL_TURBO_CONFIG": "/models/cfg"})
+    assert (specs["turbo"].source, specs["turbo"].kind, specs["turbo"].config) == (
+        "/models/turbo.safetensors",
+        "single_file",
+        "/models/cfg",
+    )
+    assert (specs["turbo"].default_steps, specs["turbo"].default_guidance) == (1, 0.0)
+    assert specs["photorealistic"].kind == "hub"
+
+
+def test_an_unknown_model_is_named_with_the_known_ones() -> None:
+    with pytest.raises(UnknownModel, match=r"'sdxl-nope'.*anime, photorealistic, tiny, turbo"):
+        Pipelines().get("sdxl-nope")
+
+
+def test_a_model_missing_from_the_cache_is_unavailable_and_nothing_is_downloaded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(socket.socket, "connect", lambda *a: pytest.fail("tried to download"))
+    specs = registry({"MODEL_ANIME_SOURCE": "imagegen-tests/no-such-model"})
+    pipelines = Pipelines(specs)
+    assert not pipelines.available("anime")
+    with pytest.raises(ModelUnavailable, match=r"'anime'.*'imagegen-tests/no-such-model'"):
+        pipelines.get("anime")
+    assert pipelines.loaded() == []
+
+
+def test_a_pipeline_is_loaded_once_and_listed(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(models, "tiny_path", lambda: tiny)
+    pipelines = Pipelines()
+    spec, first = pipelines.get("tiny")
+    assert spec is TINY
+    assert pipelines.get("tiny")[1] is first
+    assert pipelines.loaded() == ["tiny"]
+    listed = {m["name"]: m for m in models.list_models(pipelines)}
+    assert listed["tiny"] == {
+        "name": "tiny",
+        "description": TINY.description,
+        "source": TINY.source,
+        "defaultSteps": 4,
+        "defaultGuidance": 5.0,
+        "loaded": True,
+        "available": True,
+    }
+    assert listed["photorealistic"]["loaded"] is False
