@@ -12,14 +12,17 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
-from diffusers import StableDiffusionXLPipeline
 from huggingface_hub import try_to_load_from_cache
 
 from imagegen.config import settings
-from inference.tiny import TINY_NAME, tiny_path
+
+if TYPE_CHECKING:  # torch and diffusers load only where pipelines do: the api lists models without them
+    import torch
+    from diffusers import StableDiffusionXLPipeline
+
+TINY_NAME = "tiny-sdxl-v1"  # bump the suffix when the recipe in inference/tiny.py changes
 
 SourceKind = Literal["builtin", "folder", "single_file", "hub"]
 
@@ -125,6 +128,11 @@ def available(spec: ModelSpec) -> bool:
 
 
 def load(spec: ModelSpec, device: str) -> StableDiffusionXLPipeline:
+    import torch
+    from diffusers import StableDiffusionXLPipeline
+
+    from inference.tiny import tiny_path
+
     if spec.kind == "builtin":
         # always on the CPU in float32: its pixels are the same on every machine
         pipeline = StableDiffusionXLPipeline.from_pretrained(tiny_path(), dtype=torch.float32, local_files_only=True)
@@ -136,6 +144,8 @@ def load(spec: ModelSpec, device: str) -> StableDiffusionXLPipeline:
 
 
 def _load_weights(spec: ModelSpec, dtype: torch.dtype) -> StableDiffusionXLPipeline:
+    from diffusers import StableDiffusionXLPipeline
+
     if not available(spec):
         reason = {
             "folder": "no diffusers folder (model_index.json) there",
@@ -158,6 +168,8 @@ class Pipelines:
     """Each model's pipeline, loaded once per process and kept."""
 
     def __init__(self, models: Mapping[str, ModelSpec] | None = None, device: str | None = None) -> None:
+        import torch
+
         self._models = dict(REGISTRY if models is None else models)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self._pipelines: dict[str, StableDiffusionXLPipeline] = {}

@@ -21,8 +21,7 @@ from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPi
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from imagegen.config import settings
-
-TINY_NAME = "tiny-sdxl-v1"  # bump the suffix when the recipe below changes
+from inference.models import TINY_NAME
 
 SEED = 0
 HIDDEN = 32

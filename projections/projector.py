@@ -30,7 +30,7 @@ class Projector:
             parts = consumer.partitions_for_topic(self.topic)
             if parts:
                 return [TopicPartition(self.topic, p) for p in sorted(parts)]
-            await consumer._client.force_metadata_update()  # the topic may not exist yet
+            await consumer.topics()  # refreshes metadata: the topic may not exist yet
             await asyncio.sleep(0.1)
         raise RuntimeError(f"topic {self.topic} does not exist")
 

@@ -33,7 +33,7 @@ async def read_until(
     await consumer.start()
     try:
         while not consumer.partitions_for_topic(topic):
-            await consumer._client.force_metadata_update()
+            await consumer.topics()
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)

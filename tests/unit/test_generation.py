@@ -184,7 +184,7 @@ def test_a_model_missing_from_the_cache_is_unavailable_and_nothing_is_downloaded
 
 
 def test_a_pipeline_is_loaded_once_and_listed(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(models, "tiny_path", lambda: tiny)
+    monkeypatch.setattr("inference.tiny.tiny_path", lambda: tiny)
     pipelines = Pipelines()
     spec, first = pipelines.get("tiny")
     assert spec is TINY
