@@ -122,6 +122,8 @@ def cmd_dev(args: argparse.Namespace) -> None:
     from imagegen.services import Services
 
     root = Path(args.data).resolve()
+    # SIGTERM, like Ctrl-C, unwinds through `finally`: the services and the stack are stopped by pid.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     # The stack lives in a fresh temporary folder: the test broker keeps its log in memory only, so a
     # read model or images kept from an earlier run would point into a log that no longer exists.
     stack = DevStack(partitions=settings().topic_partitions).start()
@@ -142,7 +144,10 @@ def cmd_dev(args: argparse.Namespace) -> None:
         if args.exit:
             return
         print("\nserving until interrupted (Ctrl-C)")
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        while True:
+            signal.pause()
+    except KeyboardInterrupt:
+        print("\nstopping")
     finally:
         services.stop()
         stack.stop()
@@ -150,6 +155,7 @@ def cmd_dev(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(prog="imagegen", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("api", help="serve the HTTP API").set_defaults(func=cmd_api)
