@@ -33,7 +33,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy streams
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) data test-artifacts .cache

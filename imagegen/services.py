@@ -50,6 +50,7 @@ class Services:
         self.spawn("api", "api")
         self.wait_for_api(timeout)
         self.wait_for_log("worker", "Ready", timeout)
+        self.wait_for_log("worker", "default model", timeout)  # loaded, or said why not
         return self
 
     def check(self) -> None:

@@ -128,10 +128,16 @@ def available(spec: ModelSpec) -> bool:
 
 
 def load(spec: ModelSpec, device: str) -> StableDiffusionXLPipeline:
+    import diffusers
     import torch
+    import transformers
     from diffusers import StableDiffusionXLPipeline
 
     from inference.tiny import tiny_path
+
+    # progress bars belong to terminals, not to a worker's log
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
 
     if spec.kind == "builtin":
         # always on the CPU in float32: its pixels are the same on every machine

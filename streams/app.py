@@ -4,6 +4,7 @@ variation id. Undecodable messages go to the dead-letter topic; a consumer never
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -93,6 +94,16 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
                 variations[key] = new.model_dump_json().encode()
 
     jobs = FamilyJobs(settings, table, FileStorage(settings.storage_path))
+
+    @app.task
+    async def load_default_model() -> None:
+        """Load the default model before the first job asks for it (jobs queue behind this)."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(jobs.executor, jobs.pipelines.get, settings.default_model)
+            log.info("default model %s loaded", settings.default_model)
+        except Exception as exc:  # a worker without those weights still serves other models
+            log.warning("default model %s not loaded: %s", settings.default_model, exc)
+
     for family in table.subset(families):
         _family_agent(app, family.name, jobs, send, to_dead_letter)
     return app
@@ -109,6 +120,15 @@ def _family_agent(app: faust.App, family: str, jobs: FamilyJobs, send: Any, to_d
                 await to_dead_letter(event, str(exc))
                 continue
             await send(jobs.started(job))
-            await send(await jobs.run(job))
+            outcome = await jobs.run(job)
+            await send(outcome)
+            log.info(
+                "%s %s of %s (round %d) in %.2f s",
+                family,
+                "completed" if isinstance(outcome, m.FamilyCompleted) else "failed",
+                job.name,
+                job.round,
+                getattr(outcome, "duration_s", 0.0),
+            )
 
     app.agent(source, name=f"family-{family}")(agent)

@@ -162,3 +162,16 @@ def test_models_and_ml_health(api, example):
     assert {"tiny", "photorealistic", "anime", "turbo"} <= set(names)
     health = api.get("/api/images/health/ml").json()
     assert health["families"]["square"]["completed"] >= 1
+
+
+def test_a_model_without_weights_fails_clearly_and_nothing_stays_generating(api):
+    body = {**EXAMPLE, "name": "no-weights", "families": ["square", "hero"]}
+    body["generation"] = {**EXAMPLE["generation"], "model": "photorealistic"}
+    r = api.post("/api/images/variations", json=body)
+    assert r.status_code == 202, r.text
+    variation = wait_for(api, r.json()["id"])
+    assert variation["status"] == "failed"
+    assert "photorealistic" in variation["error"]
+    for family in variation["families"]:
+        assert family["status"] == "failed" and family["errorKind"] == "ModelUnavailable"
+        assert family["derivatives"] == []

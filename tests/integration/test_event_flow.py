@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import uuid
 
+import httpx
+
 from streams import messages as m
 from streams import topics
 from tests.integration.kafka import produce, read_until
@@ -90,3 +92,32 @@ async def test_an_undecodable_command_goes_to_the_dead_letter_topic_and_the_agen
     await produce(stack.bootstrap_servers, topics.COMMANDS, after.key, m.encode(after))
     events = await read_until(stack.bootstrap_servers, topics.EVENTS, concluded, of(after.variation_id))
     assert types(events)[-1] == "VariationCompleted"
+
+
+async def test_a_job_delivered_twice_changes_nothing_downstream(services, stack):
+    command = create("twice-drawn", families=("facebook-og",))
+    await produce(stack.bootstrap_servers, topics.COMMANDS, command.key, m.encode(command))
+    first = await read_until(stack.bootstrap_servers, topics.EVENTS, concluded, of(command.variation_id))
+    job = m.GenerateFamily(
+        job_id=m.derive_id(command.variation_id, 1, "facebook-og", 1),
+        variation_id=command.variation_id,
+        name=command.name,
+        family="facebook-og",
+        round=1,
+        generation=GEN,
+    )
+    # the job is redelivered after it was done (a rebalance, a worker restart)
+    await produce(stack.bootstrap_servers, topics.family("facebook-og"), job.key, m.encode(job))
+    events = await read_until(
+        stack.bootstrap_servers,
+        topics.EVENTS,
+        lambda rs: types(rs).count("FamilyCompleted") == 2,
+        of(command.variation_id),
+    )
+    completed = [m.decode_event(r.value) for r in events if json.loads(r.value)["type"] == "FamilyCompleted"]
+    assert completed[0].event_id == completed[1].event_id  # same cause, same id
+    assert completed[0].master == completed[1].master  # same pixels, same bytes
+    assert types(events).count("VariationCompleted") == 1 == types(first).count("VariationCompleted")
+    async with httpx.AsyncClient(base_url=services.api_url) as api:
+        variation = (await api.get("/api/images/variations/name/twice-drawn")).json()
+    assert variation["status"] == "completed" and variation["families"][0]["attempts"] == 1
