@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
@@ -68,16 +69,21 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
                 name = topics.EVENTS
         await app.send(name, key=message.key, value=m.encode(message))
 
+    async def decoded(stream: faust.StreamT[Any], decode: Any) -> AsyncIterator[Any]:
+        """The stream's messages, decoded; one that cannot be decoded goes to the dead-letter topic."""
+        async for event in stream.events():
+            try:
+                message = decode(event.value)
+            except m.UndecodableMessage as exc:
+                await to_dead_letter(event, str(exc))
+                continue
+            yield message
+
     variations = app.Table("variations", default=None, key_type=bytes, value_type=bytes)
 
     @app.agent(app.topic(topics.COMMANDS, topics.EVENTS), name="variations")
     async def variations_agent(stream: faust.StreamT[Any]) -> None:
-        async for event in stream.events():
-            try:
-                message = m.decode_any(event.value)
-            except m.UndecodableMessage as exc:
-                await to_dead_letter(event, str(exc))
-                continue
+        async for message in decoded(stream, m.decode_any):
             key = message.key
             stored = variations.get(key)
             state = domain.Variation.model_validate_json(stored) if stored else None
@@ -105,20 +111,15 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
             log.warning("default model %s not loaded: %s", settings.default_model, exc)
 
     for family in table.subset(families):
-        _family_agent(app, family.name, jobs, send, to_dead_letter)
+        _family_agent(app, family.name, jobs, send, decoded)
     return app
 
 
-def _family_agent(app: faust.App, family: str, jobs: FamilyJobs, send: Any, to_dead_letter: Any) -> None:
+def _family_agent(app: faust.App, family: str, jobs: FamilyJobs, send: Any, decoded: Any) -> None:
     source = app.topic(topics.family(family), topics.family(family, priority=True))
 
     async def agent(stream: faust.StreamT[Any]) -> None:
-        async for event in stream.events():
-            try:
-                job = m.decode_work(event.value)
-            except m.UndecodableMessage as exc:
-                await to_dead_letter(event, str(exc))
-                continue
+        async for job in decoded(stream, m.decode_work):
             await send(jobs.started(job))
             outcome = await jobs.run(job)
             await send(outcome)

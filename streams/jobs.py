@@ -10,6 +10,7 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from imagegen.config import Settings
 from imagegen.storage import FileStorage, derivative_key, master_key
@@ -32,6 +33,19 @@ class Drawn:
     cuts: list[Cut]
 
 
+def _about(job: m.GenerateFamily, outcome: str) -> dict[str, Any]:
+    """The fields every event about a job carries; its id is derived from the job and the outcome."""
+    return dict(
+        event_id=m.derive_id(job.job_id, outcome),
+        variation_id=job.variation_id,
+        occurred_at=m.utcnow(),
+        job_id=job.job_id,
+        family=job.family,
+        round=job.round,
+        attempt=job.attempt,
+    )
+
+
 def public_url(settings: Settings, variation: str, name: str) -> str:
     return f"{settings.public_base_url.rstrip('/')}/api/images/{variation}/{name}"
 
@@ -46,16 +60,7 @@ class FamilyJobs:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="draw")
 
     def started(self, job: m.GenerateFamily) -> m.FamilyStarted:
-        return m.FamilyStarted(
-            event_id=m.derive_id(job.job_id, "started"),
-            variation_id=job.variation_id,
-            occurred_at=m.utcnow(),
-            job_id=job.job_id,
-            family=job.family,
-            round=job.round,
-            attempt=job.attempt,
-            worker=WORKER,
-        )
+        return m.FamilyStarted(**_about(job, "started"), worker=WORKER)
 
     def _draw(self, job: m.GenerateFamily) -> Drawn:
         family = self.table.get(job.family)
@@ -109,25 +114,13 @@ class FamilyJobs:
         except Exception as exc:
             log.exception("family %s of %s failed", job.family, job.name)
             return m.FamilyFailed(
-                event_id=m.derive_id(job.job_id, "failed"),
-                variation_id=job.variation_id,
-                occurred_at=m.utcnow(),
-                job_id=job.job_id,
-                family=job.family,
-                round=job.round,
-                attempt=job.attempt,
+                **_about(job, "failed"),
                 error_kind=type(exc).__name__,
                 message=str(exc) or type(exc).__name__,
                 retryable=isinstance(exc, RETRYABLE),
             )
         return m.FamilyCompleted(
-            event_id=m.derive_id(job.job_id, "completed"),
-            variation_id=job.variation_id,
-            occurred_at=m.utcnow(),
-            job_id=job.job_id,
-            family=job.family,
-            round=job.round,
-            attempt=job.attempt,
+            **_about(job, "completed"),
             master=master,
             derivatives=tuple(derivatives),
             model=job.generation.model,
