@@ -11,9 +11,10 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import psycopg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -22,14 +23,13 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from api.schemas import CreateVariationBody
-from imagegen.config import Settings
+from imagegen.config import Settings, family_table
 from imagegen.config import settings as default_settings
 from imagegen.storage import FileStorage, KeyOutsideStorage
 from inference import models
 from projections import views
 from streams import messages as m
 from streams import topics
-from streams.families import load as load_families
 
 log = logging.getLogger(__name__)
 CONTENT_TYPES = {"webp": "image/webp", "avif": "image/avif", "jpg": "image/jpeg", "png": "image/png"}
@@ -78,7 +78,11 @@ def _accepted(command: m.Command, name: str, status: str = "pending") -> JSONRes
         "name": name,
         "status": status,
         "commandId": str(command.command_id),
-        "links": {"self": f"/api/images/variations/{vid}", "byName": f"/api/images/variations/name/{name}"},
+        "links": {
+            "self": f"/api/images/variations/{vid}",
+            "byName": f"/api/images/variations/name/{name}",
+            "command": f"/api/images/commands/{command.command_id}",
+        },
     }
     return JSONResponse(body, status_code=202, headers={"Location": f"/api/images/variations/{vid}"})
 
@@ -116,20 +120,13 @@ async def create_variation(request: Request) -> Response:
     command_id = m.derive_id("create", json.dumps({k: str(v) for k, v in fields.items()}, sort_keys=True))
     command = m.CreateVariation(command_id=command_id, **fields)  # type: ignore[arg-type]
     async with request.app.state.pool.connection() as conn:
-        existing = await views.variation(conn, vid)
-    if existing is not None:
-        same = existing["generation"] == {
-            "prompt": generation.prompt,
-            "negativePrompt": generation.negative_prompt,
-            "seed": generation.seed,
-            "model": generation.model,
-            "inferenceSteps": generation.steps,
-            "guidanceScale": generation.guidance,
-        }
-        if not same or g.seed is None:
-            message = f"name {body.name!r} is already taken by variation {vid}"
-            raise Problem(409, message, [{"field": "name", "message": "already taken"}])
-        return _accepted(command, body.name, existing["status"])
+        made_by = await views.command_id(conn, vid)
+    if made_by == command_id:
+        return _accepted(command, body.name, "accepted")  # the same request again: nothing more to do
+    if made_by is not None:
+        message = f"name {body.name!r} is already taken by variation {vid}"
+        raise Problem(409, message, [{"field": "name", "message": "already taken"}])
+    # The read model may lag: the aggregate decides for good, and GET /commands/{commandId} tells.
     await _send(request, command)
     return _accepted(command, body.name)
 
@@ -190,6 +187,16 @@ async def get_variation_by_name(request: Request) -> Response:
     return JSONResponse(found)
 
 
+async def get_command(request: Request) -> Response:
+    try:
+        command_id = uuid.UUID(request.path_params["id"])
+    except ValueError:
+        raise Problem(404, "no such command", [{"field": "id", "message": "not a UUID"}]) from None
+    async with request.app.state.pool.connection() as conn:
+        found = await views.command(conn, command_id)
+    return JSONResponse(found or {"commandId": str(command_id), "status": "pending"})
+
+
 async def serve_image(request: Request) -> Response:
     variation, name = request.path_params["variation"], request.path_params["name"]
     async with request.app.state.pool.connection() as conn:
@@ -208,7 +215,7 @@ async def serve_image(request: Request) -> Response:
 async def health_ml(request: Request) -> Response:
     async with request.app.state.pool.connection() as conn:
         completions = await views.last_completions(conn)
-    families = {f: completions.get(f, {"lastCompletedAt": None, "completed": 0}) for f in load_families().names}
+    families = {f: completions.get(f, {"lastCompletedAt": None, "completed": 0}) for f in family_table().names}
     return JSONResponse({"status": "ok", "families": families, "models": models.list_models()})
 
 
@@ -227,6 +234,16 @@ async def _problem_handler(request: Request, exc: Exception) -> Response:
     return problem(exc.status, exc.message, exc.errors, **exc.headers)
 
 
+async def _unavailable_handler(request: Request, exc: Exception) -> Response:
+    log.warning("read model unavailable: %s", exc)
+    return problem(503, "the read model is unavailable, retry later", **{"Retry-After": "5"})
+
+
+async def _error_handler(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem(500, "internal error")
+
+
 async def _http_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return problem(exc.status_code, exc.detail)
@@ -241,6 +258,7 @@ routes = [
             Route("/variations/name/{name}", get_variation_by_name, methods=["GET"]),
             Route("/variations/{id}", get_variation, methods=["GET"]),
             Route("/variations/{id}/regenerate", regenerate_variation, methods=["POST"]),
+            Route("/commands/{id}", get_command, methods=["GET"]),
             Route("/health/ml", health_ml, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/models", list_models, methods=["GET"]),
@@ -265,8 +283,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             acks="all",
             request_timeout_ms=10_000,
         )
-        await app.state.producer.start()
         try:
+            await app.state.producer.start()
             yield
         finally:
             await app.state.producer.stop()
@@ -275,5 +293,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={Problem: _problem_handler, HTTPException: _http_handler},
+        exception_handlers={
+            Problem: _problem_handler,
+            HTTPException: _http_handler,
+            psycopg.OperationalError: _unavailable_handler,
+            PoolTimeout: _unavailable_handler,
+            Exception: _error_handler,
+        },
     )

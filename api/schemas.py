@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from imagegen.config import family_table
 from streams import messages as m
-from streams.families import load
 
 # Names that are path segments of the API itself: /api/images/{variation}/{name} must stay unambiguous.
 RESERVED_NAMES = {"variations", "health", "models", "openapi", "metrics"}
@@ -49,7 +49,7 @@ class CreateVariationBody(Body):
     @field_validator("families")
     @classmethod
     def _known_families(cls, value: list[str]) -> list[str]:
-        known = load().names
+        known = family_table().names
         unknown = [f for f in value if f not in known]
         if unknown:
             raise ValueError(f"unknown families {unknown}; known: {list(known)}")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from imagegen.config import settings
+from imagegen.config import family_table, settings
 
 SAMPLE = {
     "name": "hero-sunset-beach",
@@ -31,19 +31,18 @@ SAMPLE = {
 
 
 def _families() -> tuple[str, ...]:
-    from streams.families import load
-
-    table = load(settings().families_file) if settings().families_file else load()
+    table = family_table()
     wanted = [f.strip() for f in settings().worker_families.split(",") if f.strip()]
     return tuple(wanted) if wanted else table.names
 
 
 def cmd_topics(args: argparse.Namespace) -> None:
     from streams import topics
-    from streams.families import load
 
     s = settings()
-    created = asyncio.run(topics.create_all(s.kafka_bootstrap_servers, load(), s.topic_partitions, s.topic_replication))
+    created = asyncio.run(
+        topics.create_all(s.kafka_bootstrap_servers, family_table(), s.topic_partitions, s.topic_replication)
+    )
     print(f"topics ready ({len(created)} created)")
 
 
@@ -61,12 +60,11 @@ def cmd_worker(args: argparse.Namespace) -> None:
     import torch
 
     from streams.app import create_app
-    from streams.families import load
 
     s = settings()
     if s.torch_threads:
         torch.set_num_threads(s.torch_threads)
-    app = create_app(s, load(), _families())
+    app = create_app(s, family_table(), _families())
     faust.Worker(app, loglevel="INFO", quiet=True).execute_from_commandline()
 
 

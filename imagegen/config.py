@@ -10,6 +10,9 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams import families
+from streams.families import FamilyTable
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
@@ -46,3 +49,8 @@ class Settings(BaseSettings):
 @cache
 def settings() -> Settings:
     return Settings()
+
+
+def family_table() -> FamilyTable:
+    """The family table in force: the operator's file (FAMILIES_FILE) or the default."""
+    return families.load(settings().families_file or families.DEFAULT_TABLE)

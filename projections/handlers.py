@@ -16,11 +16,11 @@ Handler = Callable[[AsyncCursor[Any], Any], Awaitable[None]]
 async def variation_requested(cur: AsyncCursor[Any], e: m.VariationRequested) -> None:
     g = e.generation
     await cur.execute(
-        """insert into variations (id, name, category, status, prompt, negative_prompt, seed, model, steps,
-               guidance, priority, families, round, requested_at, updated_at)
-           values (%s, %s, %s, 'generating', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        """insert into variations (id, command_id, name, category, status, prompt, negative_prompt, seed, model,
+               steps, guidance, priority, families, round, requested_at, updated_at)
+           values (%s, %s, %s, %s, 'generating', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
            on conflict (id) do nothing""",
-        (e.variation_id, e.name, e.category, g.prompt, g.negative_prompt, g.seed, g.model, g.steps,
+        (e.variation_id, e.command_id, e.name, e.category, g.prompt, g.negative_prompt, g.seed, g.model, g.steps,
          g.guidance, e.priority, list(e.families), e.round, e.occurred_at, e.occurred_at),
     )  # fmt: skip
     await cur.executemany(
@@ -65,12 +65,12 @@ async def family_completed(cur: AsyncCursor[Any], e: m.FamilyCompleted) -> None:
         """update families set status = 'completed', error = null, error_kind = null, retryable = null,
                master_key = %s, master_url = %s, width = %s, height = %s, bytes = %s, model = %s,
                seed = %s, duration_s = %s, completed_at = %s
-           where variation_id = %s and family = %s and round = %s""",
+           where variation_id = %s and family = %s and round = %s and status in ('queued', 'generating')""",
         (e.master.key, e.master.url, e.master.width, e.master.height, e.master.bytes, e.model, e.seed,
          e.duration_s, e.occurred_at, e.variation_id, e.family, e.round),
     )  # fmt: skip
     if cur.rowcount == 0:
-        return  # an outcome of an earlier round
+        return  # an outcome of an earlier round, or not the first of this one: the first wins
     await cur.execute("delete from derivatives where variation_id = %s and family = %s", (e.variation_id, e.family))
     await cur.executemany(
         """insert into derivatives (variation_id, family, name, storage_key, public_url, width, height,
@@ -87,7 +87,7 @@ async def family_completed(cur: AsyncCursor[Any], e: m.FamilyCompleted) -> None:
 async def family_failed(cur: AsyncCursor[Any], e: m.FamilyFailed) -> None:
     await cur.execute(
         """update families set status = 'failed', error = %s, error_kind = %s, retryable = %s, completed_at = %s
-           where variation_id = %s and family = %s and round = %s and status <> 'completed'""",
+           where variation_id = %s and family = %s and round = %s and status in ('queued', 'generating')""",
         (e.message, e.error_kind, e.retryable, e.occurred_at, e.variation_id, e.family, e.round),
     )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -40,16 +41,29 @@ class Projector:
         )
         return dict(await cur.fetchall())
 
-    async def apply(self, conn: psycopg.AsyncConnection, events: list[m.Event], last: ConsumerRecord) -> None:
-        """One transaction for a batch of one partition: the rows, then the position after `last`."""
+    async def apply(
+        self,
+        conn: psycopg.AsyncConnection,
+        batch: list[tuple[ConsumerRecord, m.Event]],
+        last: ConsumerRecord,
+        dead_letter: Callable[[ConsumerRecord, str], Awaitable[None]],
+    ) -> None:
+        """One transaction for a batch of one partition: the rows, then the position after `last`.
+        An event the read model refuses (a constraint) is dead-lettered, not retried forever."""
         async with conn.transaction(), conn.cursor() as cur:
-            for event in events:
-                await cur.execute(
-                    "insert into applied_events (event_id) values (%s) on conflict do nothing", (event.event_id,)
-                )
-                if cur.rowcount == 0:
-                    continue  # a redelivered event
-                await HANDLERS[type(event)](cur, event)
+            for record, event in batch:
+                try:
+                    async with conn.transaction():  # a savepoint: a refused event undoes only itself
+                        await cur.execute(
+                            "insert into applied_events (event_id) values (%s) on conflict do nothing",
+                            (event.event_id,),
+                        )
+                        if cur.rowcount == 0:
+                            continue  # a redelivered event
+                        await HANDLERS[type(event)](cur, event)
+                except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
+                    await dead_letter(record, f"{type(event).__name__}: read model refused it: {exc}")
+                    continue
                 self.applied += 1
             await cur.execute(
                 """insert into projection_positions (topic, partition, next_offset) values (%s, %s, %s)
@@ -73,10 +87,6 @@ class Projector:
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
-        conn = await psycopg.AsyncConnection.connect(self.database_url, autocommit=True)
-        applied = await migrations.apply(conn)
-        if applied:
-            log.info("applied migrations %s", applied)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
             group_id=None,
@@ -85,30 +95,46 @@ class Projector:
             fetch_max_wait_ms=50,
         )
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers)
-        await consumer.start()
-        await producer.start()
-        try:
-            partitions = await self._partitions(consumer)
-            consumer.assign(partitions)
-            positions = await self._positions(conn)
-            for tp in partitions:
-                if tp.partition in positions:
-                    consumer.seek(tp, positions[tp.partition])
-                else:
-                    await consumer.seek_to_beginning(tp)
-            log.info("projecting %s from %s", self.topic, positions or "the beginning")
-            while not stop.is_set():
-                batches = await consumer.getmany(timeout_ms=200, max_records=1000)
-                for records in batches.values():
-                    events = []
-                    for record in records:
-                        try:
-                            events.append(m.decode_event(record.value))
-                        except m.UndecodableMessage as exc:
-                            # Dead-lettered before the position moves past it: nothing is lost.
-                            await self._dead_letter(producer, record, str(exc))
-                    await self.apply(conn, events, records[-1])
-        finally:
-            await consumer.stop()
-            await producer.stop()
-            await conn.close()
+        async with await psycopg.AsyncConnection.connect(self.database_url, autocommit=True) as conn:
+            applied = await migrations.apply(conn)
+            if applied:
+                log.info("applied migrations %s", applied)
+            await consumer.start()
+            try:
+                await producer.start()
+                await self._project(conn, consumer, producer, stop)
+            finally:
+                await consumer.stop()
+                await producer.stop()
+
+    async def _project(
+        self,
+        conn: psycopg.AsyncConnection,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        stop: asyncio.Event,
+    ) -> None:
+        partitions = await self._partitions(consumer)
+        consumer.assign(partitions)
+        positions = await self._positions(conn)
+        for tp in partitions:
+            if tp.partition in positions:
+                consumer.seek(tp, positions[tp.partition])
+            else:
+                await consumer.seek_to_beginning(tp)
+        log.info("projecting %s from %s", self.topic, positions or "the beginning")
+
+        async def dead_letter(record: ConsumerRecord, reason: str) -> None:
+            await self._dead_letter(producer, record, reason)
+
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=200, max_records=1000)
+            for records in batches.values():
+                batch = []
+                for record in records:
+                    try:
+                        batch.append((record, m.decode_event(record.value)))
+                    except m.UndecodableMessage as exc:
+                        # Dead-lettered before the position moves past it: nothing is lost.
+                        await dead_letter(record, str(exc))
+                await self.apply(conn, batch, records[-1], dead_letter)

@@ -150,14 +150,36 @@ async def image_key(conn: AsyncConnection, variation_name: str, name: str) -> st
     return row[0] if row else None
 
 
-async def rejection(conn: AsyncConnection, command_id: uuid.UUID) -> str | None:
-    cur = await conn.execute("select reason from rejections where command_id = %s", (command_id,))
+async def command(conn: AsyncConnection, command_id: uuid.UUID) -> dict[str, Any] | None:
+    """What became of a create command: accepted (it made a variation) or rejected (and why)."""
+    cur = await conn.execute(
+        """select 'accepted', id, name, null from variations where command_id = %s
+           union all
+           select 'rejected', variation_id, name, reason from rejections where command_id = %s
+           limit 1""",
+        (command_id, command_id),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    return {
+        "commandId": str(command_id),
+        "status": row[0],
+        "variationId": str(row[1]),
+        "name": row[2],
+        "reason": row[3],
+    }
+
+
+async def command_id(conn: AsyncConnection, variation_id: uuid.UUID) -> uuid.UUID | None:
+    cur = await conn.execute("select command_id from variations where id = %s", (variation_id,))
     row = await cur.fetchone()
     return row[0] if row else None
 
 
 async def last_completions(conn: AsyncConnection) -> dict[str, Any]:
     cur = await conn.execute(
-        "select family, max(completed_at), count(*) filter (where status = 'completed') from families group by family"
+        "select family, max(completed_at) filter (where status = 'completed'),"
+        " count(*) filter (where status = 'completed') from families group by family"
     )
     return {family: {"lastCompletedAt": _iso(at), "completed": n} for family, at, n in await cur.fetchall()}

@@ -42,6 +42,9 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
         stream_recovery_delay=0.1 if test_broker else 3.0,
         # Jobs take seconds to minutes; never let a long drawing look like a dead consumer.
         broker_max_poll_interval=3600.0,
+        # Nor hold a rebalance until a drawing ends: the job in flight is redelivered to the new
+        # owner and redrawn, giving the same event ids, which every consumer drops.
+        stream_wait_empty=False,
     )
     dead_letter = app.topic(topics.DEAD_LETTER)
 
@@ -67,7 +70,9 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
                 name = topics.DOMAIN_EVENTS
             case _:
                 name = topics.EVENTS
-        await app.send(name, key=message.key, value=m.encode(message))
+        # Wait for the broker's acknowledgement: an input is only recorded as handled (table write,
+        # offset commit) once everything it caused is safely in the log.
+        await (await app.send(name, key=message.key, value=m.encode(message)))
 
     async def decoded(stream: faust.StreamT[Any], decode: Any) -> AsyncIterator[Any]:
         """The stream's messages, decoded; one that cannot be decoded goes to the dead-letter topic."""
@@ -87,12 +92,13 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
             key = message.key
             stored = variations.get(key)
             state = domain.Variation.model_validate_json(stored) if stored else None
-            new, out = domain.handle(state, message, m.utcnow())
+            new, out = domain.handle(state, message, m.utcnow(), table.names)
             # Send first, then record: a crash in between redelivers the input, and the same
             # decisions come out again with the same ids, which every consumer drops.
             for msg in out:
                 await send(msg)
-            published = [message] if isinstance(message, m.FamilyCompleted) and new != state else []
+            folded = new is not None and state is not None and new.outcomes != state.outcomes
+            published = [message] if isinstance(message, m.FamilyCompleted) and folded else []
             for announced in [*published, *(e for e in out if isinstance(e, m.Event))]:
                 for public in domain.public_events(new, announced):
                     await send(public)

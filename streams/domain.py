@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from typing import Literal
 
@@ -63,16 +64,7 @@ def decide(state: State, message: m.Message, now: datetime) -> list[m.Message]:
     match message:
         case m.CreateVariation() as cmd:
             if state is not None:
-                return [
-                    m.VariationRejected(
-                        event_id=m.derive_id(cmd.command_id, "rejected"),
-                        variation_id=cmd.variation_id,
-                        occurred_at=now,
-                        command_id=cmd.command_id,
-                        name=cmd.name,
-                        reason=f"name {cmd.name!r} is already taken",
-                    )
-                ]
+                return [_rejected(cmd, now, f"name {cmd.name!r} is already taken")]
             requested = m.VariationRequested(
                 event_id=m.derive_id(cmd.command_id, "requested"),
                 variation_id=cmd.variation_id,
@@ -108,6 +100,17 @@ def decide(state: State, message: m.Message, now: datetime) -> list[m.Message]:
     return []
 
 
+def _rejected(cmd: m.CreateVariation, now: datetime, reason: str) -> m.VariationRejected:
+    return m.VariationRejected(
+        event_id=m.derive_id(cmd.command_id, "rejected"),
+        variation_id=cmd.variation_id,
+        occurred_at=now,
+        command_id=cmd.command_id,
+        name=cmd.name,
+        reason=reason,
+    )
+
+
 def _conclusion(state: Variation, now: datetime) -> m.Event:
     event_id = m.derive_id(state.variation_id, state.round, "concluded")
     failed = {f: o.error or "failed" for f, o in state.outcomes.items() if o.status == "failed"}
@@ -136,7 +139,7 @@ def evolve(state: State, event: m.Message) -> State:
             return None
         case m.RegenerationRequested() as e:
             return state.model_copy(update={"round": e.round, "status": "generating", "outcomes": {}})
-        case m.FamilyCompleted() as e if e.round == state.round:
+        case m.FamilyCompleted() as e if e.round == state.round and e.family not in state.outcomes:
             outcome = Outcome(
                 status="completed",
                 master_url=e.master.url,
@@ -155,16 +158,26 @@ def evolve(state: State, event: m.Message) -> State:
     return state
 
 
-def handle(state: State, message: m.Message, now: datetime) -> tuple[State, list[m.Message]]:
+def handle(
+    state: State, message: m.Message, now: datetime, families: Collection[str] | None = None
+) -> tuple[State, list[m.Message]]:
     """One step of the aggregate: drop a redelivered message, fold an incoming outcome, decide,
-    and fold what was decided. Returns the new state and the messages to send."""
+    and fold what was decided. Returns the new state and the messages to send. `families` are the
+    family names the deployment knows; a create naming others is rejected."""
     seen = str(message.message_id)
     if state is not None and seen in state.seen:
         return state, []
     if isinstance(message, m.FamilyCompleted | m.FamilyFailed):
+        if not _applies(state, message):
+            # Not marked as seen: after a crash the job is sent again and its outcome must count then.
+            return state, []
         state = evolve(state, message)
     elif not isinstance(message, m.Command):
         return state, []  # the aggregate's own events, read back from the log
+    if isinstance(message, m.CreateVariation) and families is not None and state is None:
+        unknown = sorted(set(message.families) - set(families))
+        if unknown:
+            return None, [_rejected(message, now, f"unknown families {unknown}")]
     out = decide(state, message, now)
     for event in out:
         if isinstance(event, m.Event) and not isinstance(event, m.VariationRejected):
@@ -172,6 +185,17 @@ def handle(state: State, message: m.Message, now: datetime) -> tuple[State, list
     if state is not None:
         state = state.model_copy(update={"seen": (*state.seen, seen)[-SEEN_LIMIT:]})
     return state, out
+
+
+def _applies(state: State, outcome: m.FamilyCompleted | m.FamilyFailed) -> bool:
+    """The first outcome of each family of the current round counts; later ones change nothing."""
+    return (
+        state is not None
+        and state.status == "generating"
+        and outcome.round == state.round
+        and outcome.family in state.families
+        and outcome.family not in state.outcomes
+    )
 
 
 def public_events(state: State, event: m.Message) -> list[m.DomainEvent]:

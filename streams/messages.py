@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 # Fixed forever: ids derived from it are stored in every log and read model.
@@ -95,6 +95,14 @@ class CreateVariation(Command):
     families: tuple[str, ...] = Field(min_length=1)
     generation: Generation
     priority: Priority = "normal"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CreateVariation:
+        if self.variation_id != variation_id(self.name):
+            raise ValueError(f"variation_id must be uuid5(NAMESPACE, name) = {variation_id(self.name)}")
+        if len(set(self.families)) != len(self.families):
+            raise ValueError("families must not repeat")
+        return self
 
 
 class RegenerateVariation(Command):

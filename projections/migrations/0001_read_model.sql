@@ -2,6 +2,7 @@
 
 create table variations (
     id              uuid primary key,
+    command_id      uuid not null,  -- the CreateVariation that made it: a repeated POST is recognised
     name            text not null unique,
     category        text not null default '',
     status          text not null,

@@ -175,3 +175,30 @@ def test_a_model_without_weights_fails_clearly_and_nothing_stays_generating(api)
     for family in variation["families"]:
         assert family["status"] == "failed" and family["errorKind"] == "ModelUnavailable"
         assert family["derivatives"] == []
+
+
+def test_two_creates_racing_for_one_name_one_wins_and_the_other_learns_why(api):
+    # both are sent before the read model knows the name: the aggregate decides
+    first = {**EXAMPLE, "name": "racing-name", "families": ["facebook-og"]}
+    second = {**first, "generation": {**first["generation"], "seed": 77}}
+    answers = [api.post("/api/images/variations", json=body) for body in (first, second)]
+    assert [a.status_code for a in answers] in ([202, 202], [202, 409])
+    wait_for(api, answers[0].json()["id"])
+    outcomes = []
+    for answer in answers:
+        if answer.status_code == 409:
+            outcomes.append("rejected")
+            continue
+        link = answer.json()["links"]["command"]
+        for _ in range(100):
+            status = api.get(link).json()
+            if status["status"] != "pending":
+                break
+            time.sleep(0.1)
+        outcomes.append(status["status"])
+        if status["status"] == "rejected":
+            assert "already taken" in status["reason"]
+    assert outcomes == ["accepted", "rejected"]
+    assert (
+        api.get("/api/images/variations/name/racing-name").json()["generation"]["seed"] == EXAMPLE["generation"]["seed"]
+    )

@@ -80,7 +80,7 @@ async def test_a_history_delivered_twice_projects_once_and_resumes_from_its_posi
     assert first.applied == len(events)
     tables = await rows(database)
     (variation,) = tables["variations"]
-    assert variation[1:4] == ("lighthouse-dawn", "sea", "completed")
+    assert variation[2:5] == ("lighthouse-dawn", "sea", "completed")
     (family,) = tables["families"]
     assert family[1:5] == ("square", "completed", 1, 1)
     (derivative,) = tables["derivatives"]
@@ -123,4 +123,4 @@ async def test_an_undecodable_event_is_dead_lettered_and_projection_goes_on(stac
         stack.bootstrap_servers, topics.DEAD_LETTER, bool, lambda r: dict(r.headers).get("topic") == topic.encode()
     )
     assert b"event_id" in dict(dead[0].headers)["reason"]
-    assert (await rows(database))["variations"][0][3] == "completed"
+    assert (await rows(database))["variations"][0][4] == "completed"

@@ -201,3 +201,39 @@ def test_messages_round_trip_on_the_wire():
         raw = m.encode(message)
         decoded = m.decode_work(raw) if isinstance(message, m.GenerateFamily) else m.decode_any(raw)
         assert decoded == message
+
+
+def test_an_outcome_read_before_its_regenerate_counts_once_the_job_comes_again():
+    # the agent sent round-2 jobs and crashed before recording round 2; on restart a round-2 outcome
+    # is read before the redelivered RegenerateVariation (two topics keep no order between them)
+    state, out = run(None, create(families=("square",)))
+    round1, _ = run(state, completed(jobs(out)[0]))
+    regen = m.RegenerateVariation(command_id=uuid.uuid4(), variation_id=state.variation_id)
+    _, lost = run(round1, regen)
+    early = completed(jobs(lost)[0])
+    state, out = run(round1, early)
+    assert out == [] and state == round1
+    state, out = run(state, regen)  # redelivered: the same jobs go out again...
+    assert jobs(out) == jobs(lost)
+    state, out = run(state, early)  # ...and the redrawn outcome (same id) concludes round 2
+    assert [type(e) for e in out] == [m.VariationCompleted] and state.round == 2
+
+
+def test_the_first_outcome_of_a_family_wins():
+    state, out = run(None, create(families=("square", "landscape")))
+    square, _ = jobs(out)
+    state, _ = run(state, failed(square))
+    state, out = run(state, completed(square))  # a redelivered job that succeeded this time
+    assert out == [] and state.outcomes["square"].status == "failed"
+
+
+def test_a_create_naming_unknown_families_is_rejected():
+    state, out = domain.handle(None, create(families=("square", "octagon")), NOW, families=("square",))
+    assert state is None
+    assert [type(e) for e in out] == [m.VariationRejected] and "octagon" in out[0].reason
+
+
+def test_a_create_whose_id_is_not_derived_from_its_name_is_undecodable():
+    raw = m.encode(create()).replace(str(m.variation_id("hero-sunset-beach")).encode(), str(uuid.uuid4()).encode())
+    with pytest.raises(m.UndecodableMessage, match="uuid5"):
+        m.decode_command(raw)
