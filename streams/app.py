@@ -51,7 +51,8 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
     async def to_dead_letter(event: faust.EventT, reason: str) -> None:
         msg = event.message
         log.warning("dead-lettering %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset, reason)
-        await dead_letter.send(
+        # acknowledged before the input's offset may be committed: a dead letter is never lost
+        sent = await dead_letter.send(
             key=msg.key,
             value=msg.value,
             headers={
@@ -61,6 +62,7 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
                 "offset": str(msg.offset).encode(),
             },
         )
+        await sent
 
     async def send(message: m.Message | m.DomainEvent) -> None:
         match message:

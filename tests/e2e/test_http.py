@@ -3,6 +3,8 @@ Postgres and filesystem storage, with the real (tiny) SDXL pipeline."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
 
@@ -202,3 +204,13 @@ def test_two_creates_racing_for_one_name_one_wins_and_the_other_learns_why(api):
     assert (
         api.get("/api/images/variations/name/racing-name").json()["generation"]["seed"] == EXAMPLE["generation"]["seed"]
     )
+
+
+def test_the_terminal_client_submits_waits_and_prints_the_urls(services):
+    done = subprocess.run(
+        [sys.executable, "-m", "imagegen.cli", "generate", "from-the-terminal", "--prompt", "a paper boat",
+         "--families", "facebook-og", "--seed", "5", "--api", services.api_url],
+        capture_output=True, text=True, timeout=180, check=True,
+    )  # fmt: skip
+    assert "from-the-terminal" in done.stdout and "completed" in done.stdout
+    assert f"{services.api_url}/api/images/from-the-terminal/og-image" in done.stdout
