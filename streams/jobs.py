@@ -79,7 +79,7 @@ class FamilyJobs:
             "family": job.family,
         }
         quality = self.settings.webp_quality
-        return Drawn(encode_webp(master, quality, metadata), cut(master, family.derivatives, quality))
+        return Drawn(encode_webp(master, quality, metadata), cut(master, family.derivatives, quality, metadata))
 
     async def run(self, job: m.GenerateFamily) -> m.FamilyCompleted | m.FamilyFailed:
         began = time.perf_counter()

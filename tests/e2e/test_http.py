@@ -12,6 +12,7 @@ import httpx
 import pytest
 import pyvips
 
+from inference.cutting import read_metadata
 from streams.families import load
 
 EXAMPLE = {
@@ -85,6 +86,9 @@ def test_the_example_completes_with_every_derivative_at_its_exact_size(api, exam
             assert served.content[:4] == b"RIFF" and served.content[8:12] == b"WEBP"
             image = pyvips.Image.new_from_buffer(served.content, "")
             assert (image.width, image.height) == (d.width, d.height), d.name
+            xmp = read_metadata(served.content)  # every file says how it was made
+            assert xmp["prompt"] == EXAMPLE["generation"]["prompt"] and xmp["seed"] == "1234", d.name
+            assert xmp["variation"] == EXAMPLE["name"] and xmp["family"] == family["name"]
 
 
 def test_the_variation_reads_back_by_name_and_in_the_list(api, example):
