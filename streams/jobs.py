@@ -81,36 +81,32 @@ class FamilyJobs:
         quality = self.settings.webp_quality
         return Drawn(encode_webp(master, quality, metadata), cut(master, family.derivatives, quality, metadata))
 
+    async def _store(
+        self,
+        variation: str,
+        name: str,
+        key: str,
+        data: bytes,
+        size: tuple[int, int],
+        crop: tuple[int, int, int, int] | None = None,
+    ) -> m.StoredImage:
+        await self.storage.put(key, data, "image/webp")
+        url = public_url(self.settings, variation, name)
+        return m.StoredImage(name=name, key=key, url=url, width=size[0], height=size[1], bytes=len(data), crop=crop)
+
     async def run(self, job: m.GenerateFamily) -> m.FamilyCompleted | m.FamilyFailed:
         began = time.perf_counter()
         try:
             drawn = await asyncio.get_running_loop().run_in_executor(self.executor, self._draw, job)
             family = self.table.get(job.family)
-            key = master_key(job.name, family.name)
-            await self.storage.put(key, drawn.master, "image/webp")
-            master = m.StoredImage(
-                name=family.name,
-                key=key,
-                url=public_url(self.settings, job.name, family.name),
-                width=family.width,
-                height=family.height,
-                bytes=len(drawn.master),
-            )
-            derivatives = []
-            for c in drawn.cuts:
-                key = derivative_key(job.name, c.name)
-                await self.storage.put(key, c.data, "image/webp")
-                derivatives.append(
-                    m.StoredImage(
-                        name=c.name,
-                        key=key,
-                        url=public_url(self.settings, job.name, c.name),
-                        width=c.width,
-                        height=c.height,
-                        bytes=len(c.data),
-                        crop=c.crop,
-                    )
+            master = await self._store(job.name, family.name, master_key(job.name, family.name), drawn.master,
+                                       (family.width, family.height))  # fmt: skip
+            derivatives = [
+                await self._store(
+                    job.name, c.name, derivative_key(job.name, c.name), c.data, (c.width, c.height), c.crop
                 )
+                for c in drawn.cuts
+            ]
         except Exception as exc:
             log.exception("family %s of %s failed", job.family, job.name)
             return m.FamilyFailed(
