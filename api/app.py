@@ -213,14 +213,32 @@ async def serve_image(request: Request) -> Response:
 
 
 async def health_ml(request: Request) -> Response:
+    """Per family: whether a live worker serves it, how long since one was seen, its last completion."""
     async with request.app.state.pool.connection() as conn:
         completions = await views.last_completions(conn)
-    families = {f: completions.get(f, {"lastCompletedAt": None, "completed": 0}) for f in family_table().names}
-    return JSONResponse({"status": "ok", "families": families, "models": models.list_models()})
+        heard = await views.workers(conn)
+    families = {}
+    for name in family_table().names:
+        serving = [w for w in heard if name in w["families"]]
+        families[name] = {
+            "served": any(w["live"] for w in serving),
+            "liveWorkers": sum(w["live"] for w in serving),
+            "secondsSinceSeen": min((w["secondsSinceSeen"] for w in serving), default=None),
+            **completions.get(name, {"lastCompletedAt": None, "completed": 0}),
+        }
+    status = "ok" if all(f["served"] for f in families.values()) else "degraded"
+    return JSONResponse({"status": status, "families": families, "workers": heard})
 
 
 async def list_models(request: Request) -> Response:
-    return JSONResponse({"models": models.list_models()})
+    """The registry, with what live workers report they have loaded."""
+    async with request.app.state.pool.connection() as conn:
+        live = [w for w in await views.workers(conn) if w["live"]]
+    listed = models.list_models()
+    for model in listed:
+        model["loaded"] = any(model["name"] in w["modelsLoaded"] for w in live)
+        model["loadedBy"] = [w["worker"] for w in live if model["name"] in w["modelsLoaded"]]
+    return JSONResponse({"models": listed})
 
 
 async def health(request: Request) -> Response:

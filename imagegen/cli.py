@@ -69,6 +69,9 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
 
 def cmd_projector(args: argparse.Namespace) -> None:
+    import psycopg
+
+    from projections import workers
     from projections.projector import Projector
 
     s = settings()
@@ -78,7 +81,14 @@ def cmd_projector(args: argparse.Namespace) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await Projector(s.kafka_bootstrap_servers, s.database_url).run(stop)
+        projector = Projector(s.kafka_bootstrap_servers, s.database_url)
+        started = asyncio.create_task(projector.run(stop))
+        ready = asyncio.create_task(projector.ready.wait())  # migrations applied: the workers table exists
+        await asyncio.wait({started, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if started.done():
+            started.result()  # the projector failed to start: say why
+        async with await psycopg.AsyncConnection.connect(s.database_url, autocommit=True) as conn:
+            await asyncio.gather(started, workers.track(s.kafka_bootstrap_servers, conn, stop))
 
     asyncio.run(main())
 

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
 
     # Which families a worker serves (comma separated; empty: all).
     worker_families: str = ""
+    # Workers announce themselves this often; one unseen for three intervals is taken for dead.
+    heartbeat_interval_s: float = Field(default=5.0, gt=0, le=300)
 
 
 @cache

@@ -25,6 +25,7 @@ class Projector:
         self.database_url = database_url
         self.topic = topic
         self.applied = 0
+        self.ready = asyncio.Event()  # set once migrations are applied
 
     async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         for _ in range(600):
@@ -99,6 +100,7 @@ class Projector:
             applied = await migrations.apply(conn)
             if applied:
                 log.info("applied migrations %s", applied)
+            self.ready.set()
             await consumer.start()
             try:
                 await producer.start()

@@ -177,6 +177,31 @@ async def command_id(conn: AsyncConnection, variation_id: uuid.UUID) -> uuid.UUI
     return row[0] if row else None
 
 
+async def workers(conn: AsyncConnection) -> list[dict[str, Any]]:
+    """Every worker heard from, with the seconds since its last heartbeat and whether it is live
+    (heard from within three of its own intervals)."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            """select worker, families, models_loaded, device, free_memory_bytes, interval_s, seen_at,
+                      extract(epoch from now() - seen_at) as age
+               from workers order by seen_at desc"""
+        )
+        rows = await cur.fetchall()
+    return [
+        {
+            "worker": r["worker"],
+            "families": r["families"],
+            "modelsLoaded": r["models_loaded"],
+            "device": r["device"],
+            "freeMemoryBytes": r["free_memory_bytes"],
+            "lastSeenAt": _iso(r["seen_at"]),
+            "secondsSinceSeen": round(max(float(r["age"]), 0.0), 1),
+            "live": float(r["age"]) <= 3 * r["interval_s"],
+        }
+        for r in rows
+    ]
+
+
 async def last_completions(conn: AsyncConnection) -> dict[str, Any]:
     cur = await conn.execute(
         "select family, max(completed_at) filter (where status = 'completed'),"

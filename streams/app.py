@@ -117,6 +117,12 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
             log.info("default model %s loaded", settings.default_model)
         except Exception as exc:  # a worker without those weights still serves other models
             log.warning("default model %s not loaded: %s", settings.default_model, exc)
+        await heartbeat()
+
+    @app.timer(interval=settings.heartbeat_interval_s)
+    async def heartbeat() -> None:
+        beat = jobs.heartbeat(families)
+        await app.send(topics.WORKERS, key=beat.key, value=m.encode(beat))
 
     for family in table.subset(families):
         _family_agent(app, family.name, jobs, send, decoded)

@@ -46,6 +46,18 @@ def _about(job: m.GenerateFamily, outcome: str) -> dict[str, Any]:
     )
 
 
+def free_memory(device: str) -> int | None:
+    """Free bytes where the pipelines live: the GPU's, or the machine's available memory."""
+    try:
+        if device.startswith("cuda"):
+            import torch
+
+            return int(torch.cuda.mem_get_info(torch.device(device))[0])
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (RuntimeError, ValueError, OSError):
+        return None
+
+
 def public_url(settings: Settings, variation: str, name: str) -> str:
     return f"{settings.public_base_url.rstrip('/')}/api/images/{variation}/{name}"
 
@@ -58,6 +70,17 @@ class FamilyJobs:
         self.pipelines = Pipelines()
         # One drawing at a time per worker: a pipeline is not re-entrant and owns the device.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="draw")
+
+    def heartbeat(self, families: tuple[str, ...]) -> m.WorkerHeartbeat:
+        return m.WorkerHeartbeat(
+            worker=WORKER,
+            families=families,
+            models_loaded=tuple(self.pipelines.loaded()),
+            device=self.pipelines.device,
+            free_memory_bytes=free_memory(self.pipelines.device),
+            interval_s=self.settings.heartbeat_interval_s,
+            sent_at=m.utcnow(),
+        )
 
     def started(self, job: m.GenerateFamily) -> m.FamilyStarted:
         return m.FamilyStarted(**_about(job, "started"), worker=WORKER)

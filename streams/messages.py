@@ -216,6 +216,30 @@ class VariationFailed(Event):
 
 FamilyOutcome = FamilyCompleted | FamilyFailed
 
+# --- worker heartbeats (operational, not part of the event log) ------------------------------------
+
+
+class WorkerHeartbeat(Message):
+    """A worker says it is alive, what it serves and what it has loaded."""
+
+    type: Literal["WorkerHeartbeat"] = "WorkerHeartbeat"
+    worker: str
+    families: tuple[str, ...]
+    models_loaded: tuple[str, ...]
+    device: str
+    free_memory_bytes: int | None
+    interval_s: float
+    sent_at: datetime
+
+    @property
+    def message_id(self) -> uuid.UUID:
+        return derive_id(self.worker, self.sent_at.isoformat())
+
+    @property
+    def key(self) -> bytes:
+        return self.worker.encode()
+
+
 # --- public domain events (the original product's contract, camelCase on the wire) ----------------
 
 
@@ -289,6 +313,7 @@ _commands: TypeAdapter[Command] = TypeAdapter(AnyCommand)
 _events: TypeAdapter[Event] = TypeAdapter(AnyEvent)
 _work: TypeAdapter[GenerateFamily] = TypeAdapter(GenerateFamily)
 _domain: TypeAdapter[DomainEvent] = TypeAdapter(AnyDomainEvent)
+_heartbeat: TypeAdapter[WorkerHeartbeat] = TypeAdapter(WorkerHeartbeat)
 
 CURRENT_VERSION = 1
 WIRE_TYPE = re.compile(r"^[A-Za-z_]{1,64}$")
@@ -341,6 +366,10 @@ def decode_event(raw: bytes | str | None) -> Event:
 
 def decode_work(raw: bytes | str | None) -> GenerateFamily:
     return _validate(_work, _load(raw))  # type: ignore[no-any-return]
+
+
+def decode_heartbeat(raw: bytes | str | None) -> WorkerHeartbeat:
+    return _validate(_heartbeat, _load(raw))  # type: ignore[no-any-return]
 
 
 def decode_domain_event(raw: bytes | str | None) -> DomainEvent:

@@ -19,6 +19,7 @@ EVENTS = "imagegen.events"
 PROGRESS = "imagegen.progress"
 DOMAIN_EVENTS = "imagegen.domain-events"
 DEAD_LETTER = "imagegen.dead-letter"
+WORKERS = "imagegen.workers"  # heartbeats: ephemeral, like progress; not part of the log
 
 
 def family(name: str, priority: bool = False) -> str:
@@ -32,6 +33,7 @@ def all_topics(table: FamilyTable) -> list[str]:
         PROGRESS,
         DOMAIN_EVENTS,
         DEAD_LETTER,
+        WORKERS,
         *(family(f.name, p) for f in table for p in (False, True)),
     ]
 

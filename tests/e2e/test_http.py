@@ -163,11 +163,21 @@ def test_unknown_things_are_404(api):
     assert api.get("/api/images/..%2F..%2Fetc/passwd").status_code == 404
 
 
-def test_models_and_ml_health(api, example):
-    names = [m["name"] for m in api.get("/api/images/models").json()["models"]]
-    assert {"tiny", "photorealistic", "anime", "turbo"} <= set(names)
-    health = api.get("/api/images/health/ml").json()
+def test_models_and_ml_health_come_from_the_workers_heartbeats(api, example):
+    deadline = time.monotonic() + 30
+    while (health := api.get("/api/images/health/ml").json())["status"] != "ok" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert health["status"] == "ok"
+    for name in ("square", "landscape", "portrait", "hero", "facebook-og"):
+        family = health["families"][name]
+        assert family["served"] and family["liveWorkers"] == 1 and family["secondsSinceSeen"] < 15
     assert health["families"]["square"]["completed"] >= 1
+    (worker,) = [w for w in health["workers"] if w["live"]]
+    assert worker["device"] == "cpu" and worker["freeMemoryBytes"] > 0
+    models = {m["name"]: m for m in api.get("/api/images/models").json()["models"]}
+    assert {"tiny", "photorealistic", "anime", "turbo"} <= set(models)
+    assert models["tiny"]["loaded"] and models["tiny"]["loadedBy"] == [worker["worker"]]
+    assert not models["photorealistic"]["loaded"]
 
 
 def test_a_model_without_weights_fails_clearly_and_nothing_stays_generating(api):

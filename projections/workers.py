@@ -1,0 +1,61 @@
+"""Worker heartbeats (imagegen.workers) into the `workers` table, so the api can tell which families a
+live worker serves. Heartbeats are idempotent by nature: an older beat never overwrites a newer one."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import psycopg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from streams import messages as m
+from streams import topics
+
+log = logging.getLogger(__name__)
+
+UPSERT = """insert into workers (worker, families, models_loaded, device, free_memory_bytes, interval_s, seen_at)
+            values (%s, %s, %s, %s, %s, %s, %s)
+            on conflict (worker) do update set families = excluded.families,
+                models_loaded = excluded.models_loaded, device = excluded.device,
+                free_memory_bytes = excluded.free_memory_bytes, interval_s = excluded.interval_s,
+                seen_at = excluded.seen_at
+            where workers.seen_at < excluded.seen_at"""
+
+
+async def record(conn: psycopg.AsyncConnection, beats: list[m.WorkerHeartbeat]) -> None:
+    async with conn.transaction(), conn.cursor() as cur:
+        await cur.executemany(
+            UPSERT,
+            [
+                (b.worker, list(b.families), list(b.models_loaded), b.device, b.free_memory_bytes, b.interval_s,
+                 b.sent_at)
+                for b in beats
+            ],
+        )  # fmt: skip
+
+
+async def track(bootstrap_servers: str, conn: psycopg.AsyncConnection, stop: asyncio.Event) -> None:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=100
+    )
+    await consumer.start()
+    try:
+        while not consumer.partitions_for_topic(topics.WORKERS):
+            await consumer.topics()
+            await asyncio.sleep(0.1)
+        partitions = [TopicPartition(topics.WORKERS, p) for p in consumer.partitions_for_topic(topics.WORKERS)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)  # only the newest beat per worker is kept
+        while not stop.is_set():
+            beats = []
+            for records in (await consumer.getmany(timeout_ms=200, max_records=500)).values():
+                for message in records:
+                    try:
+                        beats.append(m.decode_heartbeat(message.value))
+                    except m.UndecodableMessage as exc:
+                        log.warning("ignoring a heartbeat at %s@%s: %s", message.partition, message.offset, exc)
+            if beats:
+                await record(conn, beats)
+    finally:
+        await consumer.stop()
