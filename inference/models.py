@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from huggingface_hub import try_to_load_from_cache
 
 from imagegen.config import settings
+from inference.fingerprint import fingerprint
 
 if TYPE_CHECKING:  # torch and diffusers load only where pipelines do: the api lists models without them
     import torch
@@ -170,6 +171,20 @@ def _load_weights(spec: ModelSpec, dtype: torch.dtype) -> StableDiffusionXLPipel
         raise ModelUnavailable(spec.name, spec.source, str(error)) from error
 
 
+def weights_path(spec: ModelSpec) -> Path:
+    """Where a model's weights are on disk (for a hub id: its snapshot in the local cache)."""
+    match spec.kind:
+        case "builtin":
+            from inference.tiny import tiny_path
+
+            return tiny_path()
+        case "hub":
+            from huggingface_hub import snapshot_download
+
+            return Path(snapshot_download(spec.source, local_files_only=True))
+    return Path(spec.source).expanduser()
+
+
 class Pipelines:
     """Each model's pipeline, loaded once per process and kept."""
 
@@ -179,6 +194,7 @@ class Pipelines:
         self._models = dict(REGISTRY if models is None else models)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self._pipelines: dict[str, StableDiffusionXLPipeline] = {}
+        self._fingerprints: dict[str, str] = {}
         self._lock = threading.Lock()
         if settings().torch_threads:
             torch.set_num_threads(settings().torch_threads)
@@ -194,7 +210,12 @@ class Pipelines:
         with self._lock:
             if name not in self._pipelines:
                 self._pipelines[name] = load(spec, self.device)
+                self._fingerprints[name] = fingerprint(weights_path(spec))
             return spec, self._pipelines[name]
+
+    def fingerprint(self, name: str) -> str:
+        """The fingerprint of the weights `name` was loaded from (load it first)."""
+        return self._fingerprints[name]
 
     def loaded(self) -> list[str]:
         return sorted(self._pipelines)

@@ -64,10 +64,11 @@ async def family_completed(cur: AsyncCursor[Any], e: m.FamilyCompleted) -> None:
     await cur.execute(
         """update families set status = 'completed', error = null, error_kind = null, retryable = null,
                master_key = %s, master_url = %s, width = %s, height = %s, bytes = %s, model = %s,
-               seed = %s, duration_s = %s, completed_at = %s
+               seed = %s, duration_s = %s, completed_at = %s, scheduler = %s, weights = %s, warnings = %s
            where variation_id = %s and family = %s and round = %s and status in ('queued', 'generating')""",
         (e.master.key, e.master.url, e.master.width, e.master.height, e.master.bytes, e.model, e.seed,
-         e.duration_s, e.occurred_at, e.variation_id, e.family, e.round),
+         e.duration_s, e.occurred_at, e.scheduler or None, e.weights or None, list(e.warnings), e.variation_id,
+         e.family, e.round),
     )  # fmt: skip
     if cur.rowcount == 0:
         return  # an outcome of an earlier round, or not the first of this one: the first wins

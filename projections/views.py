@@ -46,7 +46,8 @@ async def _detail(conn: AsyncConnection, row: dict[str, Any] | None) -> dict[str
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             """select family, status, round, attempts, error, error_kind, master_url, width, height, bytes,
-                      duration_s, started_at, completed_at from families where variation_id = %s""",
+                      duration_s, started_at, completed_at, model, seed, scheduler, weights, warnings
+               from families where variation_id = %s""",
             (row["id"],),
         )
         families = {r["family"]: r for r in await cur.fetchall()}
@@ -70,6 +71,8 @@ async def _detail(conn: AsyncConnection, row: dict[str, Any] | None) -> dict[str
             "height": f["height"],
             "bytes": f["bytes"],
             "durationSeconds": f["duration_s"],
+            "drawnWith": {"model": f["model"], "seed": f["seed"], "scheduler": f["scheduler"], "weights": f["weights"]},
+            "warnings": f["warnings"],
             "startedAt": _iso(f["started_at"]),
             "completedAt": _iso(f["completed_at"]),
             "derivatives": [

@@ -23,6 +23,7 @@ class Outcome(BaseModel):
     master_url: str | None = None
     derivative_urls: dict[str, str] = {}
     error: str | None = None
+    weights: str | None = None
 
 
 class Variation(BaseModel):
@@ -53,6 +54,7 @@ def _work(state: Variation, round_: int, now: datetime) -> list[m.Message]:
             round=round_,
             generation=state.generation,
             priority=state.priority,
+            expected_weights=previous.weights if (previous := state.outcomes.get(family)) else None,
         )
         for family in state.families
     ]
@@ -144,6 +146,7 @@ def evolve(state: State, event: m.Message) -> State:
                 status="completed",
                 master_url=e.master.url,
                 derivative_urls={d.name: d.url for d in e.derivatives},
+                weights=e.weights or None,
             )
             return state.model_copy(update={"outcomes": {**state.outcomes, e.family: outcome}})
         case m.FamilyFailed() as e if e.round == state.round and e.family not in state.outcomes:

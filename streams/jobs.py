@@ -31,6 +31,8 @@ RETRYABLE = (MemoryError, TimeoutError, ConnectionError, OSError)
 class Drawn:
     master: bytes
     cuts: list[Cut]
+    scheduler: str
+    weights: str
 
 
 def _about(job: m.GenerateFamily, outcome: str) -> dict[str, Any]:
@@ -43,6 +45,15 @@ def _about(job: m.GenerateFamily, outcome: str) -> dict[str, Any]:
         family=job.family,
         round=job.round,
         attempt=job.attempt,
+    )
+
+
+def _weights_warning(job: m.GenerateFamily, weights: str) -> tuple[str, ...]:
+    if job.expected_weights is None or job.expected_weights == weights:
+        return ()
+    return (
+        f"model {job.generation.model!r} weights changed since the last round "
+        f"({job.expected_weights} -> {weights}): the pixels may differ",
     )
 
 
@@ -102,7 +113,12 @@ class FamilyJobs:
             "family": job.family,
         }
         quality = self.settings.webp_quality
-        return Drawn(encode_webp(master, quality, metadata), cut(master, family.derivatives, quality, metadata))
+        return Drawn(
+            encode_webp(master, quality, metadata),
+            cut(master, family.derivatives, quality, metadata),
+            scheduler=type(pipeline.scheduler).__name__,
+            weights=self.pipelines.fingerprint(g.model),
+        )
 
     async def _store(
         self,
@@ -145,4 +161,8 @@ class FamilyJobs:
             model=job.generation.model,
             seed=job.generation.seed,
             duration_s=round(time.perf_counter() - began, 3),
+            generation=job.generation,
+            scheduler=drawn.scheduler,
+            weights=drawn.weights,
+            warnings=_weights_warning(job, drawn.weights),
         )

@@ -121,6 +121,8 @@ class GenerateFamily(Message):
     attempt: int = 1
     generation: Generation
     priority: Priority = "normal"
+    # the weights the previous round drew with: the worker warns when it draws with others
+    expected_weights: str | None = None
 
     @property
     def message_id(self) -> uuid.UUID:
@@ -184,6 +186,11 @@ class FamilyCompleted(Event):
     model: str
     seed: int
     duration_s: float
+    # everything needed to draw the same pixels again (with the model's weights and the device)
+    generation: Generation | None = None
+    scheduler: str = ""
+    weights: str = ""  # fingerprint of the weights on disk (inference/fingerprint.py)
+    warnings: tuple[str, ...] = ()
 
 
 class FamilyFailed(Event):

@@ -124,6 +124,11 @@ def test_regenerate_draws_byte_identical_masters(api, example):
     assert again["status"] == "completed"
     assert all(f["round"] == 2 for f in again["families"])
     assert masters(api, again) == before
+    for first, second in zip(example["families"], again["families"], strict=True):
+        drawn = first["drawnWith"]  # the record that makes the same pixels possible
+        assert drawn["model"] == "tiny" and drawn["seed"] == 1234 and drawn["scheduler"] == "EulerDiscreteScheduler"
+        assert drawn["weights"].startswith("sha256:") and second["drawnWith"] == drawn
+        assert second["warnings"] == []
 
 
 @pytest.mark.parametrize(

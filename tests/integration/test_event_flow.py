@@ -121,3 +121,30 @@ async def test_a_job_delivered_twice_changes_nothing_downstream(services, stack)
     async with httpx.AsyncClient(base_url=services.api_url) as api:
         variation = (await api.get("/api/images/variations/name/twice-drawn")).json()
     assert variation["status"] == "completed" and variation["families"][0]["attempts"] == 1
+
+
+async def test_a_job_drawn_with_other_weights_than_last_round_says_so(services, stack):
+    command = create("weights-changed", families=("facebook-og",))
+    await produce(stack.bootstrap_servers, topics.COMMANDS, command.key, m.encode(command))
+    await read_until(stack.bootstrap_servers, topics.EVENTS, concluded, of(command.variation_id))
+    # a regenerate whose previous round was drawn with weights this worker does not have
+    job = m.GenerateFamily(
+        job_id=m.derive_id(command.variation_id, 2, "facebook-og", 1),
+        variation_id=command.variation_id,
+        name=command.name,
+        family="facebook-og",
+        round=2,
+        generation=GEN,
+        expected_weights="sha256:0000",
+    )
+    await produce(stack.bootstrap_servers, topics.family("facebook-og"), job.key, m.encode(job))
+    events = await read_until(
+        stack.bootstrap_servers,
+        topics.EVENTS,
+        lambda rs: types(rs).count("FamilyCompleted") == 2,
+        of(command.variation_id),
+    )
+    first, second = [m.decode_event(r.value) for r in events if json.loads(r.value)["type"] == "FamilyCompleted"]
+    assert first.warnings == () and first.generation == GEN and first.weights.startswith("sha256:")
+    (warning,) = second.warnings
+    assert "sha256:0000" in warning and first.weights in warning

@@ -237,3 +237,14 @@ def test_a_create_whose_id_is_not_derived_from_its_name_is_undecodable():
     raw = m.encode(create()).replace(str(m.variation_id("hero-sunset-beach")).encode(), str(uuid.uuid4()).encode())
     with pytest.raises(m.UndecodableMessage, match="uuid5"):
         m.decode_command(raw)
+
+
+def test_a_regenerate_tells_each_job_the_weights_its_family_was_drawn_with():
+    state, out = run(None, create(families=("square", "landscape")))
+    square, landscape = jobs(out)
+    assert square.expected_weights is None  # a first round has nothing to compare with
+    drawn = completed(square).model_copy(update={"weights": "sha256:aaaa"})
+    state, _ = run(state, drawn)
+    state, _ = run(state, failed(landscape))
+    state, out = run(state, m.RegenerateVariation(command_id=uuid.uuid4(), variation_id=state.variation_id))
+    assert {j.family: j.expected_weights for j in jobs(out)} == {"square": "sha256:aaaa", "landscape": None}
