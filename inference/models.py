@@ -220,6 +220,16 @@ class Pipelines:
     def loaded(self) -> list[str]:
         return sorted(self._pipelines)
 
+    def release_memory(self) -> None:
+        """After an out-of-memory error: drop what the failed call held so the next job fits."""
+        import gc
+
+        import torch
+
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
     def available(self, name: str) -> bool:
         return available(self.spec(name))
 

@@ -27,6 +27,11 @@ WORKER = f"{socket.gethostname()}:{os.getpid()}"
 RETRYABLE = (MemoryError, TimeoutError, ConnectionError, OSError)
 
 
+def out_of_memory(exc: BaseException) -> bool:
+    """torch.OutOfMemoryError (CUDA's) or the host's MemoryError, without importing torch here."""
+    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+
+
 @dataclass(frozen=True)
 class Drawn:
     master: bytes
@@ -148,11 +153,14 @@ class FamilyJobs:
             ]
         except Exception as exc:
             log.exception("family %s of %s failed", job.family, job.name)
+            oom = out_of_memory(exc)
+            if oom:  # the worker keeps serving: free what the failed call held
+                await asyncio.get_running_loop().run_in_executor(self.executor, self.pipelines.release_memory)
             return m.FamilyFailed(
                 **_about(job, "failed"),
                 error_kind=type(exc).__name__,
                 message=str(exc) or type(exc).__name__,
-                retryable=isinstance(exc, RETRYABLE),
+                retryable=oom or isinstance(exc, RETRYABLE),
             )
         return m.FamilyCompleted(
             **_about(job, "completed"),

@@ -1,0 +1,77 @@
+"""A family job on its own: drawn, cut and stored by the real tiny pipeline into real files; an
+out-of-memory error becomes a retryable FamilyFailed and the worker goes on serving."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from imagegen.config import Settings
+from imagegen.storage import FileStorage
+from inference.models import TINY_NAME, Pipelines
+from inference.tiny import build_tiny
+from streams import jobs as jobs_module
+from streams import messages as m
+from streams.families import load
+from streams.jobs import FamilyJobs
+
+GEN = m.Generation(prompt="a kite over dunes", seed=11, model="tiny", steps=2, guidance=4.0)
+
+
+@pytest.fixture(scope="module")
+def family_jobs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FamilyJobs]:
+    root = tmp_path_factory.mktemp("jobs")
+    settings = Settings(model_cache_dir=root / "models", storage_path=root / "images")
+    with pytest.MonkeyPatch.context() as patch:  # the tiny weights are built here, not in the checkout
+        patch.setattr("inference.tiny.tiny_path", lambda: build_tiny(root / "models" / TINY_NAME))
+        yield FamilyJobs(settings, load(), FileStorage(settings.storage_path))
+
+
+def job(name: str, family: str = "facebook-og") -> m.GenerateFamily:
+    vid = m.variation_id(name)
+    return m.GenerateFamily(job_id=uuid.uuid4(), variation_id=vid, name=name, family=family, round=1, generation=GEN)
+
+
+def test_a_job_stores_its_master_and_every_derivative(family_jobs: FamilyJobs) -> None:
+    outcome = asyncio.run(family_jobs.run(job("kite-dunes")))
+    assert isinstance(outcome, m.FamilyCompleted)
+    root = Path(family_jobs.storage.root)
+    assert (root / "kite-dunes/masters/facebook-og.webp").stat().st_size == outcome.master.bytes
+    assert sorted(d.name for d in outcome.derivatives) == ["facebook-link", "linkedin-share", "og-image"]
+    for d in outcome.derivatives:
+        assert (root / d.key).stat().st_size == d.bytes
+
+
+def test_out_of_memory_fails_retryably_frees_memory_and_the_worker_goes_on(
+    family_jobs: FamilyJobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    released = []
+    real_generate = jobs_module.generate
+
+    def exhausted(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(jobs_module, "generate", exhausted)
+    monkeypatch.setattr(Pipelines, "release_memory", lambda self: released.append(True))
+    failed = asyncio.run(family_jobs.run(job("oom-first")))
+    assert isinstance(failed, m.FamilyFailed)
+    assert failed.retryable and failed.error_kind == "OutOfMemoryError" and "out of memory" in failed.message
+    assert released == [True]
+
+    monkeypatch.setattr(jobs_module, "generate", real_generate)
+    assert isinstance(asyncio.run(family_jobs.run(job("after-oom"))), m.FamilyCompleted)
+
+
+def test_any_other_error_is_a_failed_family_not_a_crash(family_jobs: FamilyJobs, monkeypatch) -> None:
+    def broken(*args, **kwargs):
+        raise ValueError("the scheduler exploded")
+
+    monkeypatch.setattr(jobs_module, "generate", broken)
+    failed = asyncio.run(family_jobs.run(job("broken")))
+    assert isinstance(failed, m.FamilyFailed) and not failed.retryable
+    assert failed.error_kind == "ValueError" and failed.message == "the scheduler exploded"
