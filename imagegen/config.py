@@ -44,6 +44,10 @@ class Settings(BaseSettings):
 
     # Which families a worker serves (comma separated; empty: all).
     worker_families: str = ""
+    # Waiting jobs of one family that can share a pipeline call are drawn together: at most this
+    # many, gathered for at most this long.
+    batch_size: int = Field(default=4, ge=1, le=64)
+    batch_window_s: float = Field(default=0.05, ge=0.0, le=10.0)
     # Workers announce themselves this often; one unseen for three intervals is taken for dead.
     heartbeat_interval_s: float = Field(default=5.0, gt=0, le=300)
 

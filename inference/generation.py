@@ -63,39 +63,59 @@ def check_inputs(params: GenerationParams) -> None:
         raise InvalidGenerationInput("guidance", f"must be a number in 0..{MAX_GUIDANCE}, got {params.guidance!r}")
 
 
+def batch_key(params: GenerationParams) -> tuple[int, float, bool]:
+    """Jobs that can share one pipeline call: one call has one step count and one guidance scale, and
+    SDXL replaces an empty negative prompt by zeros only when every negative prompt is empty."""
+    return params.steps, params.guidance, params.negative_prompt == ""
+
+
 def generate(pipeline: Any, spec: ModelSpec, params: GenerationParams, family: Family) -> pyvips.Image:
     """Draw `family`'s master: an sRGB uchar image of exactly the family's master size.
 
     The same pipeline, params and device give the same pixels.
     """
+    return generate_batch(pipeline, spec, [params], family)[0]
+
+
+def generate_batch(pipeline: Any, spec: ModelSpec, batch: list[GenerationParams], family: Family) -> list[pyvips.Image]:
+    """Draw several masters of one family in one pipeline call, one generator per job, so each job
+    gets the picture it would get alone (up to the last bit of floating-point rounding)."""
     # 1. Check inputs
-    check_inputs(params)
+    if not batch:
+        raise InvalidGenerationInput("batch", "must hold at least one job")
+    for params in batch:
+        check_inputs(params)
+    if len({batch_key(p) for p in batch}) != 1:
+        raise InvalidGenerationInput("batch", "must share steps, guidance and whether the negative prompt is empty")
+    first = batch[0]
     width, height = draw_size(family, spec)
 
-    # 2. Seed. The starting noise is drawn on the CPU, so it is the same whatever the device.
-    generator = torch.Generator("cpu").manual_seed(params.seed)
+    # 2. Seed each job. The starting noise is drawn on the CPU, so it is the same whatever the device.
+    generators = [torch.Generator("cpu").manual_seed(p.seed) for p in batch]
 
     # 3. Draw at the family's bucket. An empty negative prompt is None, so that SDXL uses zeros
     # for it (force_zeros_for_empty_prompt), as it was trained.
     with torch.inference_mode():
         result = pipeline(
-            prompt=params.prompt,
-            negative_prompt=params.negative_prompt or None,
+            prompt=[p.prompt for p in batch],
+            negative_prompt=[p.negative_prompt for p in batch] if first.negative_prompt else None,
             width=width,
             height=height,
-            num_inference_steps=params.steps,
-            guidance_scale=params.guidance,
-            generator=generator,
+            num_inference_steps=first.steps,
+            guidance_scale=first.guidance,
+            generator=generators,
             output_type="np",
         )
 
-    # 4. To an 8-bit sRGB image, rounding as diffusers' own numpy_to_pil does
-    pixels = (np.clip(result.images[0], 0.0, 1.0) * 255).round().astype(np.uint8)
-    drawn = pyvips.Image.new_from_array(np.ascontiguousarray(pixels)).copy(interpretation="srgb")
-
-    # 5. Resize to the master size (the bucket's ratio is near, not equal, to the family's)
-    # in memory, so that it no longer refers to the numpy array
-    return resize_to(drawn, family.width, family.height).copy_memory()
+    masters = []
+    for image in result.images:
+        # 4. To an 8-bit sRGB image, rounding as diffusers' own numpy_to_pil does
+        pixels = (np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8)
+        drawn = pyvips.Image.new_from_array(np.ascontiguousarray(pixels)).copy(interpretation="srgb")
+        # 5. Resize to the master size (the bucket's ratio is near, not equal, to the family's)
+        # in memory, so that it no longer refers to the numpy array
+        masters.append(resize_to(drawn, family.width, family.height).copy_memory())
+    return masters
 
 
 def _is_int(value: object) -> bool:

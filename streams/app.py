@@ -16,7 +16,7 @@ from imagegen.storage import FileStorage
 from streams import domain, topics
 from streams import messages as m
 from streams.families import FamilyTable
-from streams.jobs import FamilyJobs
+from streams.jobs import FamilyJobs, batches
 
 log = logging.getLogger(__name__)
 
@@ -125,25 +125,37 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
         await app.send(topics.WORKERS, key=beat.key, value=m.encode(beat))
 
     for family in table.subset(families):
-        _family_agent(app, family.name, jobs, send, decoded)
+        _family_agent(app, family.name, jobs, send, to_dead_letter)
     return app
 
 
-def _family_agent(app: faust.App, family: str, jobs: FamilyJobs, send: Any, decoded: Any) -> None:
+def _family_agent(app: faust.App, family: str, jobs: FamilyJobs, send: Any, to_dead_letter: Any) -> None:
     source = app.topic(topics.family(family), topics.family(family, priority=True))
+    settings = jobs.settings
 
     async def agent(stream: faust.StreamT[Any]) -> None:
-        async for job in decoded(stream, m.decode_work):
-            await send(jobs.started(job))
-            outcome = await jobs.run(job)
-            await send(outcome)
-            log.info(
-                "%s %s of %s (round %d) in %.2f s",
-                family,
-                "completed" if isinstance(outcome, m.FamilyCompleted) else "failed",
-                job.name,
-                job.round,
-                getattr(outcome, "duration_s", 0.0),
-            )
+        # Waiting jobs are taken together and drawn in as few pipeline calls as they allow; their
+        # offsets are committed once the whole take is handled.
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_window_s):
+            waiting = []
+            for event in events:
+                try:
+                    waiting.append(m.decode_work(event.value))
+                except m.UndecodableMessage as exc:
+                    await to_dead_letter(event, str(exc))
+            for batch in batches(waiting):
+                for job in batch:
+                    await send(jobs.started(job))
+                for job, outcome in zip(batch, await jobs.run_batch(batch), strict=True):
+                    await send(outcome)
+                    log.info(
+                        "%s %s of %s (round %d, batch of %d) in %.2f s",
+                        family,
+                        "completed" if isinstance(outcome, m.FamilyCompleted) else "failed",
+                        job.name,
+                        job.round,
+                        len(batch),
+                        getattr(outcome, "duration_s", 0.0),
+                    )
 
     app.agent(source, name=f"family-{family}")(agent)

@@ -15,7 +15,7 @@ from typing import Any
 from imagegen.config import Settings
 from imagegen.storage import FileStorage, derivative_key, master_key
 from inference.cutting import Cut, cut, encode_webp
-from inference.generation import GenerationParams, generate
+from inference.generation import GenerationParams, batch_key, generate_batch
 from inference.models import Pipelines
 from streams import messages as m
 from streams.families import FamilyTable
@@ -101,29 +101,36 @@ class FamilyJobs:
     def started(self, job: m.GenerateFamily) -> m.FamilyStarted:
         return m.FamilyStarted(**_about(job, "started"), worker=WORKER)
 
-    def _draw(self, job: m.GenerateFamily) -> Drawn:
-        family = self.table.get(job.family)
-        spec, pipeline = self.pipelines.get(job.generation.model)
-        g = job.generation
-        params = GenerationParams(g.prompt, g.negative_prompt, g.seed, g.steps, g.guidance)
-        master = generate(pipeline, spec, params, family)
-        metadata = {
-            "prompt": g.prompt,
-            "negative_prompt": g.negative_prompt,
-            "seed": str(g.seed),
-            "model": g.model,
-            "steps": str(g.steps),
-            "guidance": str(g.guidance),
-            "variation": job.name,
-            "family": job.family,
-        }
+    def _draw(self, batch: list[m.GenerateFamily]) -> list[Drawn]:
+        first = batch[0]
+        family = self.table.get(first.family)
+        spec, pipeline = self.pipelines.get(first.generation.model)
+        masters = generate_batch(pipeline, spec, [_params(job.generation) for job in batch], family)
         quality = self.settings.webp_quality
-        return Drawn(
-            encode_webp(master, quality, metadata),
-            cut(master, family.derivatives, quality, metadata),
-            scheduler=type(pipeline.scheduler).__name__,
-            weights=self.pipelines.fingerprint(g.model),
-        )
+        scheduler = type(pipeline.scheduler).__name__
+        weights = self.pipelines.fingerprint(first.generation.model)
+        drawn = []
+        for job, master in zip(batch, masters, strict=True):
+            g = job.generation
+            metadata = {
+                "prompt": g.prompt,
+                "negative_prompt": g.negative_prompt,
+                "seed": str(g.seed),
+                "model": g.model,
+                "steps": str(g.steps),
+                "guidance": str(g.guidance),
+                "variation": job.name,
+                "family": job.family,
+            }
+            drawn.append(
+                Drawn(
+                    encode_webp(master, quality, metadata),
+                    cut(master, family.derivatives, quality, metadata),
+                    scheduler=scheduler,
+                    weights=weights,
+                )
+            )
+        return drawn
 
     async def _store(
         self,
@@ -139,38 +146,69 @@ class FamilyJobs:
         return m.StoredImage(name=name, key=key, url=url, width=size[0], height=size[1], bytes=len(data), crop=crop)
 
     async def run(self, job: m.GenerateFamily) -> m.FamilyCompleted | m.FamilyFailed:
+        return (await self.run_batch([job]))[0]
+
+    async def run_batch(self, batch: list[m.GenerateFamily]) -> list[m.FamilyCompleted | m.FamilyFailed]:
+        """Jobs of one family that can share a pipeline call (`batches`), drawn in one call; each
+        gets its own outcome."""
         began = time.perf_counter()
+        loop = asyncio.get_running_loop()
         try:
-            drawn = await asyncio.get_running_loop().run_in_executor(self.executor, self._draw, job)
-            family = self.table.get(job.family)
-            master = await self._store(job.name, family.name, master_key(job.name, family.name), drawn.master,
-                                       (family.width, family.height))  # fmt: skip
-            derivatives = [
-                await self._store(
-                    job.name, c.name, derivative_key(job.name, c.name), c.data, (c.width, c.height), c.crop
-                )
-                for c in drawn.cuts
-            ]
+            drawn = await loop.run_in_executor(self.executor, self._draw, batch)
         except Exception as exc:
-            log.exception("family %s of %s failed", job.family, job.name)
+            log.exception("family %s failed for %s", batch[0].family, [job.name for job in batch])
             oom = out_of_memory(exc)
             if oom:  # the worker keeps serving: free what the failed call held
-                await asyncio.get_running_loop().run_in_executor(self.executor, self.pipelines.release_memory)
-            return m.FamilyFailed(
-                **_about(job, "failed"),
-                error_kind=type(exc).__name__,
-                message=str(exc) or type(exc).__name__,
-                retryable=oom or isinstance(exc, RETRYABLE),
-            )
+                await loop.run_in_executor(self.executor, self.pipelines.release_memory)
+            return [_failed(job, exc, oom) for job in batch]
+        outcomes: list[m.FamilyCompleted | m.FamilyFailed] = []
+        for job, one in zip(batch, drawn, strict=True):
+            try:
+                outcomes.append(await self._completed(job, one, time.perf_counter() - began))
+            except Exception as exc:
+                log.exception("storing family %s of %s failed", job.family, job.name)
+                outcomes.append(_failed(job, exc, False))
+        return outcomes
+
+    async def _completed(self, job: m.GenerateFamily, drawn: Drawn, duration_s: float) -> m.FamilyCompleted:
+        family = self.table.get(job.family)
+        master = await self._store(job.name, family.name, master_key(job.name, family.name), drawn.master,
+                                   (family.width, family.height))  # fmt: skip
+        derivatives = [
+            await self._store(job.name, c.name, derivative_key(job.name, c.name), c.data, (c.width, c.height), c.crop)
+            for c in drawn.cuts
+        ]
         return m.FamilyCompleted(
             **_about(job, "completed"),
             master=master,
             derivatives=tuple(derivatives),
             model=job.generation.model,
             seed=job.generation.seed,
-            duration_s=round(time.perf_counter() - began, 3),
+            duration_s=round(duration_s, 3),
             generation=job.generation,
             scheduler=drawn.scheduler,
             weights=drawn.weights,
             warnings=_weights_warning(job, drawn.weights),
         )
+
+
+def _params(g: m.Generation) -> GenerationParams:
+    return GenerationParams(g.prompt, g.negative_prompt, g.seed, g.steps, g.guidance)
+
+
+def _failed(job: m.GenerateFamily, exc: Exception, oom: bool) -> m.FamilyFailed:
+    return m.FamilyFailed(
+        **_about(job, "failed"),
+        error_kind=type(exc).__name__,
+        message=str(exc) or type(exc).__name__,
+        retryable=oom or isinstance(exc, RETRYABLE),
+    )
+
+
+def batches(jobs: list[m.GenerateFamily]) -> list[list[m.GenerateFamily]]:
+    """Waiting jobs grouped into those that can share one pipeline call: same model, and the same
+    steps, guidance and empty-or-not negative prompt. Order is kept within and across groups."""
+    groups: dict[tuple[object, ...], list[m.GenerateFamily]] = {}
+    for job in jobs:
+        groups.setdefault((job.generation.model, *batch_key(_params(job.generation))), []).append(job)
+    return list(groups.values())

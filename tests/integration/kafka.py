@@ -9,12 +9,18 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 
-async def produce(servers: str, topic: str, key: bytes | None, *values: bytes) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=servers)
+async def produce(servers: str, topic: str, key: bytes | None, *values: bytes, together: bool = False) -> None:
+    """Send `values` one by one, or `together` in one produce request (so a consumer fetches them at once)."""
+    producer = AIOKafkaProducer(bootstrap_servers=servers, linger_ms=100 if together else 0)
     await producer.start()
     try:
-        for value in values:
-            await producer.send_and_wait(topic, key=key, value=value)
+        if together:
+            sent = [await producer.send(topic, key=key, value=value) for value in values]
+            await producer.flush()
+            await asyncio.gather(*sent)
+        else:
+            for value in values:
+                await producer.send_and_wait(topic, key=key, value=value)
     finally:
         await producer.stop()
 

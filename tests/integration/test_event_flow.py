@@ -148,3 +148,30 @@ async def test_a_job_drawn_with_other_weights_than_last_round_says_so(services, 
     assert first.warnings == () and first.generation == GEN and first.weights.startswith("sha256:")
     (warning,) = second.warnings
     assert "sha256:0000" in warning and first.weights in warning
+
+
+async def test_jobs_waiting_together_are_drawn_together(services, stack):
+    # three jobs of one family land at once (one key, so their order is observable in one partition)
+    vid = m.variation_id("batch-me")
+    waiting = [
+        m.GenerateFamily(
+            job_id=uuid.uuid4(),
+            variation_id=vid,
+            name=f"batch-me-{i}",
+            family="hero",
+            round=1,
+            generation=GEN.model_copy(update={"seed": 100 + i, "prompt": f"a harbour, take {i}"}),
+        )
+        for i in range(3)
+    ]
+    await produce(
+        stack.bootstrap_servers, topics.family("hero"), vid.bytes, *(m.encode(j) for j in waiting), together=True
+    )
+    events = await read_until(
+        stack.bootstrap_servers, topics.EVENTS, lambda rs: types(rs).count("FamilyCompleted") == 3, of(vid)
+    )
+    # taken in one batch: every job is started before the first one completes
+    assert types(events) == ["FamilyStarted"] * 3 + ["FamilyCompleted"] * 3
+    completed = [m.decode_event(r.value) for r in events[3:]]
+    assert [c.job_id for c in completed] == [j.job_id for j in waiting]
+    assert len({c.master.bytes for c in completed}) == 3  # three different pictures

@@ -8,12 +8,20 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from diffusers import StableDiffusionXLPipeline
 
 from inference import models
-from inference.generation import GenerationParams, InvalidGenerationInput, draw_size, generate
+from inference.generation import (
+    GenerationParams,
+    InvalidGenerationInput,
+    batch_key,
+    draw_size,
+    generate,
+    generate_batch,
+)
 from inference.models import REGISTRY, ModelUnavailable, Pipelines, UnknownModel, registry
 from inference.tiny import build_tiny
 from streams import families
@@ -201,3 +209,29 @@ def test_a_pipeline_is_loaded_once_and_listed(tiny: Path, monkeypatch: pytest.Mo
         "available": True,
     }
     assert listed["photorealistic"]["loaded"] is False
+
+
+# --- batching ---------------------------------------------------------------------------------
+
+
+def test_a_batch_draws_each_job_as_it_would_be_drawn_alone(pipeline: StableDiffusionXLPipeline) -> None:
+    landscape = families.load().get("landscape")
+    batch = [
+        PARAMS,
+        dataclasses.replace(PARAMS, prompt="a red car on a coast road", seed=8),
+        dataclasses.replace(PARAMS, prompt="snowy peaks under stars", seed=9),
+    ]
+    together = [np.frombuffer(i.write_to_memory(), np.uint8) for i in generate_batch(pipeline, TINY, batch, landscape)]
+    for params, batched in zip(batch, together, strict=True):
+        alone = np.frombuffer(generate(pipeline, TINY, params, landscape).write_to_memory(), np.uint8)
+        difference = np.abs(alone.astype(int) - batched.astype(int))
+        # one generator per job: the same picture, up to float rounding of a batched matmul
+        assert difference.max() <= 1 and (difference > 0).mean() < 0.001
+    assert not np.array_equal(together[0], together[1])
+
+
+def test_a_batch_must_share_one_call_s_settings(pipeline: StableDiffusionXLPipeline) -> None:
+    for other in (dataclasses.replace(PARAMS, steps=3), dataclasses.replace(PARAMS, negative_prompt="blurry")):
+        with pytest.raises(InvalidGenerationInput, match="`batch`"):
+            generate_batch(pipeline, TINY, [PARAMS, other], SMALL)
+    assert batch_key(PARAMS) == batch_key(dataclasses.replace(PARAMS, prompt="other", seed=1))

@@ -18,7 +18,7 @@ from inference.tiny import build_tiny
 from streams import jobs as jobs_module
 from streams import messages as m
 from streams.families import load
-from streams.jobs import FamilyJobs
+from streams.jobs import FamilyJobs, batches
 
 GEN = m.Generation(prompt="a kite over dunes", seed=11, model="tiny", steps=2, guidance=4.0)
 
@@ -51,19 +51,19 @@ def test_out_of_memory_fails_retryably_frees_memory_and_the_worker_goes_on(
     family_jobs: FamilyJobs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     released = []
-    real_generate = jobs_module.generate
+    real_generate = jobs_module.generate_batch
 
     def exhausted(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
-    monkeypatch.setattr(jobs_module, "generate", exhausted)
+    monkeypatch.setattr(jobs_module, "generate_batch", exhausted)
     monkeypatch.setattr(Pipelines, "release_memory", lambda self: released.append(True))
     failed = asyncio.run(family_jobs.run(job("oom-first")))
     assert isinstance(failed, m.FamilyFailed)
     assert failed.retryable and failed.error_kind == "OutOfMemoryError" and "out of memory" in failed.message
     assert released == [True]
 
-    monkeypatch.setattr(jobs_module, "generate", real_generate)
+    monkeypatch.setattr(jobs_module, "generate_batch", real_generate)
     assert isinstance(asyncio.run(family_jobs.run(job("after-oom"))), m.FamilyCompleted)
 
 
@@ -71,7 +71,17 @@ def test_any_other_error_is_a_failed_family_not_a_crash(family_jobs: FamilyJobs,
     def broken(*args, **kwargs):
         raise ValueError("the scheduler exploded")
 
-    monkeypatch.setattr(jobs_module, "generate", broken)
+    monkeypatch.setattr(jobs_module, "generate_batch", broken)
     failed = asyncio.run(family_jobs.run(job("broken")))
     assert isinstance(failed, m.FamilyFailed) and not failed.retryable
     assert failed.error_kind == "ValueError" and failed.message == "the scheduler exploded"
+
+
+def test_waiting_jobs_are_grouped_by_what_one_pipeline_call_can_share() -> None:
+    a = job("a")
+    b = job("b").model_copy(update={"generation": GEN.model_copy(update={"seed": 2, "prompt": "other"})})
+    c = job("c").model_copy(update={"generation": GEN.model_copy(update={"steps": 3})})
+    d = job("d").model_copy(update={"generation": GEN.model_copy(update={"negative_prompt": "blurry"})})
+    e = job("e").model_copy(update={"generation": GEN.model_copy(update={"model": "turbo"})})
+    f = job("f")
+    assert batches([a, b, c, d, e, f]) == [[a, b, f], [c], [d], [e]]
