@@ -7,8 +7,10 @@ ever downloaded here: a missing model is a `ModelUnavailable` error that names i
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ if TYPE_CHECKING:  # torch and diffusers load only where pipelines do: the api l
     import torch
     from diffusers import StableDiffusionXLPipeline
 
+log = logging.getLogger(__name__)
 TINY_NAME = "tiny-sdxl-v1"  # bump the suffix when the recipe in inference/tiny.py changes
 
 SourceKind = Literal["builtin", "folder", "single_file", "hub"]
@@ -40,6 +43,9 @@ class ModelSpec:
     # A single-file checkpoint needs its pipeline's configs and tokenizers: a local diffusers
     # folder (no weights needed). Without one, diffusers would fetch them from the hub.
     config: str | None = None
+    # Device memory the loaded pipeline needs (SDXL in fp16: 2.6 G UNet + 0.8 G text encoders + VAE
+    # parameters ≈ 7 GB, plus activations); used to plan before loading, the measured size after.
+    memory_gb: float = 8.0
 
     @property
     def kind(self) -> SourceKind:
@@ -88,6 +94,7 @@ def registry(env: Mapping[str, str] = os.environ) -> dict[str, ModelSpec]:
             default_guidance=5.0,
             draw_scale=0.125,
             builtin=True,
+            memory_gb=0.05,
         ),
         ModelSpec(
             **configured("photorealistic", "RunDiffusion/Juggernaut-XL-v9"),
@@ -185,17 +192,36 @@ def weights_path(spec: ModelSpec) -> Path:
     return Path(spec.source).expanduser()
 
 
+def _size_gb(pipeline: Any) -> float:
+    """The loaded pipeline's parameters and buffers, in GB."""
+    total = 0
+    for component in pipeline.components.values():
+        for tensor in [*getattr(component, "parameters", list)(), *getattr(component, "buffers", list)()]:
+            total += tensor.numel() * tensor.element_size()
+    return total / 1e9
+
+
 class Pipelines:
     """Each model's pipeline, loaded once per process and kept."""
 
-    def __init__(self, models: Mapping[str, ModelSpec] | None = None, device: str | None = None) -> None:
+    def __init__(
+        self,
+        models: Mapping[str, ModelSpec] | None = None,
+        device: str | None = None,
+        budget_gb: float | None = None,
+    ) -> None:
         import torch
 
         self._models = dict(REGISTRY if models is None else models)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self._pipelines: dict[str, StableDiffusionXLPipeline] = {}
+        # least recently used first: the first to go when a new model does not fit the budget
+        self._pipelines: OrderedDict[str, StableDiffusionXLPipeline] = OrderedDict()
+        self._sizes: dict[str, float] = {}
         self._fingerprints: dict[str, str] = {}
         self._lock = threading.Lock()
+        self.budget_gb = settings().model_memory_budget_gb if budget_gb is None else budget_gb
+        if not self.budget_gb and self.device.startswith("cuda"):
+            self.budget_gb = torch.cuda.get_device_properties(self.device).total_memory / 1e9 * 0.9
         if settings().torch_threads:
             torch.set_num_threads(settings().torch_threads)
 
@@ -208,10 +234,22 @@ class Pipelines:
     def get(self, name: str) -> tuple[ModelSpec, StableDiffusionXLPipeline]:
         spec = self.spec(name)
         with self._lock:
-            if name not in self._pipelines:
-                self._pipelines[name] = load(spec, self.device)
-                self._fingerprints[name] = fingerprint(weights_path(spec))
-            return spec, self._pipelines[name]
+            if name in self._pipelines:
+                self._pipelines.move_to_end(name)
+                return spec, self._pipelines[name]
+            self._make_room(spec.memory_gb)
+            pipeline = load(spec, self.device)
+            self._pipelines[name] = pipeline
+            self._sizes[name] = _size_gb(pipeline)
+            self._fingerprints[name] = fingerprint(weights_path(spec))
+            return spec, pipeline
+
+    def _make_room(self, need_gb: float) -> None:
+        """Unload the least recently used models until `need_gb` more fits the budget (0: no budget)."""
+        while self.budget_gb and self._pipelines and sum(self._sizes.values()) + need_gb > self.budget_gb:
+            name, _ = self._pipelines.popitem(last=False)
+            log.info("unloading model %s (%.2f GB) to stay within %.2f GB", name, self._sizes.pop(name), self.budget_gb)
+            self.release_memory()
 
     def fingerprint(self, name: str) -> str:
         """The fingerprint of the weights `name` was loaded from (load it first)."""
@@ -219,6 +257,9 @@ class Pipelines:
 
     def loaded(self) -> list[str]:
         return sorted(self._pipelines)
+
+    def sizes_gb(self) -> dict[str, float]:
+        return dict(self._sizes)
 
     def release_memory(self) -> None:
         """After an out-of-memory error: drop what the failed call held so the next job fits."""
@@ -241,6 +282,7 @@ class Pipelines:
                 "source": spec.source,
                 "defaultSteps": spec.default_steps,
                 "defaultGuidance": spec.default_guidance,
+                "memoryGb": spec.memory_gb,
                 "loaded": spec.name in self._pipelines,
                 "available": available(spec),
             }

@@ -205,10 +205,33 @@ def test_a_pipeline_is_loaded_once_and_listed(tiny: Path, monkeypatch: pytest.Mo
         "source": TINY.source,
         "defaultSteps": 4,
         "defaultGuidance": 5.0,
+        "memoryGb": 0.05,
         "loaded": True,
         "available": True,
     }
     assert listed["photorealistic"]["loaded"] is False
+    assert listed["photorealistic"]["memoryGb"] == 8.0
+
+
+def test_models_share_the_device_within_a_budget_least_recently_used_unloaded_first(tiny: Path) -> None:
+    # three models from the same tiny folder (0.025 GB loaded), each planned at 0.03 GB, under 0.07 GB:
+    # two fit, a third does not
+    specs = {
+        name: models.ModelSpec(name, str(tiny), name, default_steps=2, default_guidance=5.0, memory_gb=0.03)
+        for name in ("a", "b", "c")
+    }
+    pipelines = Pipelines(specs, device="cpu", budget_gb=0.07)
+    pipelines.get("a")
+    pipelines.get("b")
+    assert pipelines.loaded() == ["a", "b"]
+    assert 0.02 < pipelines.sizes_gb()["a"] < 0.03
+    pipelines.get("a")  # a is used again: b is now the least recent
+    pipelines.get("c")
+    assert pipelines.loaded() == ["a", "c"]
+    unlimited = Pipelines(specs, device="cpu", budget_gb=0)
+    for name in specs:
+        unlimited.get(name)
+    assert unlimited.loaded() == ["a", "b", "c"]
 
 
 # --- batching ---------------------------------------------------------------------------------
