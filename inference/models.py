@@ -41,7 +41,7 @@ class ModelSpec:
     draw_scale: float = 1.0  # the share of the family's SDXL bucket the model draws at
     builtin: bool = False
     # A single-file checkpoint needs its pipeline's configs and tokenizers: a local diffusers
-    # folder (no weights needed). Without one, diffusers would fetch them from the hub.
+    # folder (no weights needed); by default SDXL base's, made offline by inference/sdxl.py.
     config: str | None = None
     # Device memory the loaded pipeline needs (SDXL in fp16: 2.6 G UNet + 0.8 G text encoders + VAE
     # parameters ≈ 7 GB, plus activations); used to plan before loading, the measured size after.
@@ -130,7 +130,8 @@ def available(spec: ModelSpec) -> bool:
         case "folder":
             return (source / "model_index.json").is_file()
         case "single_file":
-            return source.is_file() and spec.config is not None and Path(spec.config).is_dir()
+            # configs: the operator's folder, or SDXL base's, which imagegen makes offline
+            return source.is_file() and (spec.config is None or Path(spec.config).is_dir())
         case "hub":
             return isinstance(try_to_load_from_cache(spec.source, "model_index.json"), str)
 
@@ -163,16 +164,17 @@ def _load_weights(spec: ModelSpec, dtype: torch.dtype) -> StableDiffusionXLPipel
     if not available(spec):
         reason = {
             "folder": "no diffusers folder (model_index.json) there",
-            "single_file": f"the file or its config folder is missing (set MODEL_{spec.name.upper()}_CONFIG)",
+            "single_file": f"the file, or the config folder MODEL_{spec.name.upper()}_CONFIG names, is missing",
             "hub": "not in the Hugging Face cache, and imagegen never downloads weights",
         }[spec.kind]
         raise ModelUnavailable(spec.name, spec.source, reason)
     source = str(Path(spec.source).expanduser()) if spec.kind != "hub" else spec.source
     try:
         if spec.kind == "single_file":
-            return StableDiffusionXLPipeline.from_single_file(
-                source, config=spec.config, dtype=dtype, local_files_only=True
-            )
+            from inference import sdxl
+
+            config = spec.config or str(sdxl.config_path())
+            return StableDiffusionXLPipeline.from_single_file(source, config=config, dtype=dtype, local_files_only=True)
         return StableDiffusionXLPipeline.from_pretrained(source, dtype=dtype, local_files_only=True)
     except (OSError, ValueError) as error:  # a partial cache or folder: files missing or malformed
         raise ModelUnavailable(spec.name, spec.source, str(error)) from error
