@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     model_cache_dir: Path = Path(".cache/imagegen/models")
     default_model: str = "tiny"
     torch_threads: int = Field(default=0, ge=0)  # 0: torch's default
+    # GPU speed levers for real models (inference/speed.py), e.g. "bf16,channels_last,fused_qkv,compile"
+    speed_levers: str = ""
     # Models sharing a device stay within this many GB (least recently used unloaded first);
     # 0: 90 % of the GPU's memory, no limit on a CPU.
     model_memory_budget_gb: float = Field(default=0.0, ge=0.0)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from huggingface_hub import try_to_load_from_cache
 
 from imagegen.config import settings
+from inference import speed
 from inference.fingerprint import fingerprint
 
 if TYPE_CHECKING:  # torch and diffusers load only where pipelines do: the api lists models without them
@@ -154,6 +155,8 @@ def load(spec: ModelSpec, device: str) -> StableDiffusionXLPipeline:
     else:
         pipeline = _load_weights(spec, torch.float16 if device.startswith("cuda") else torch.float32)
         pipeline.to(device)
+        # the levers are for real models; tiny stays the same reference everywhere
+        speed.apply(pipeline, speed.parse(settings().speed_levers))
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
 

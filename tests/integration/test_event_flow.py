@@ -151,7 +151,17 @@ async def test_a_job_drawn_with_other_weights_than_last_round_says_so(services, 
 
 
 async def test_jobs_waiting_together_are_drawn_together(services, stack):
-    # three jobs of one family land at once (one key, so their order is observable in one partition)
+    # the hero agent is busy with a long job while three more of its family arrive and wait
+    blocker = m.GenerateFamily(
+        job_id=uuid.uuid4(),
+        variation_id=m.variation_id("batch-blocker"),
+        name="batch-blocker",
+        family="hero",
+        round=1,
+        generation=GEN.model_copy(update={"steps": 40}),
+    )
+    await produce(stack.bootstrap_servers, topics.family("hero"), blocker.key, m.encode(blocker))
+    # the three share one key, so their order is observable in one partition
     vid = m.variation_id("batch-me")
     waiting = [
         m.GenerateFamily(
