@@ -4,12 +4,12 @@ benchmarks (real SDXL cost, nothing downloaded)."""
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from imagegen.config import settings
+from inference.cache import build_once
 
 CONFIG_NAME = "sdxl-base-1.0-configs-v1"
 
@@ -75,7 +75,7 @@ def _components(device: Any = None, dtype: Any = None, empty: bool = False) -> d
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-    from inference.tiny import BOS, EOS, MAX_LENGTH, write_clip_vocabulary
+    from inference.tiny import EOS, clip_tokenizer
 
     made = accelerate.init_empty_weights() if empty else torch.device(device or "cpu")
     with made:
@@ -87,13 +87,9 @@ def _components(device: Any = None, dtype: Any = None, empty: bool = False) -> d
         )
     if dtype is not None and not empty:
         modules = {name: module.to(dtype) for name, module in modules.items()}
-    from transformers import CLIPTokenizer
-
     with tempfile.TemporaryDirectory() as bpe:
-        write_clip_vocabulary(Path(bpe))
-        common = dict(bos_token=BOS, eos_token=EOS, unk_token=EOS, model_max_length=MAX_LENGTH)
-        tokenizer = CLIPTokenizer.from_pretrained(bpe, pad_token=EOS, **common)
-        tokenizer_2 = CLIPTokenizer.from_pretrained(bpe, pad_token="!", **common)  # OpenCLIP pads with "!"
+        tokenizer = clip_tokenizer(Path(bpe), pad_token=EOS)
+        tokenizer_2 = clip_tokenizer(Path(bpe), pad_token="!")  # OpenCLIP pads with "!"
     return dict(modules, tokenizer=tokenizer, tokenizer_2=tokenizer_2, scheduler=EulerDiscreteScheduler(**SCHEDULER))
 
 
@@ -101,27 +97,16 @@ def write_configs(path: Path) -> Path:
     """A diffusers folder with SDXL's configs and tokenizers and no weights (for from_single_file)."""
     from diffusers import StableDiffusionXLPipeline
 
-    if (path / "model_index.json").is_file():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    def write(staging: Path) -> None:
         components = _components(empty=True)
         StableDiffusionXLPipeline(**components).save_config(staging)  # model_index.json
         for name, component in components.items():
             if hasattr(component, "save_config"):
                 component.save_config(staging / name)
-            else:  # transformers: config for models, files for tokenizers
-                target = getattr(component, "config", component)
-                target.save_pretrained(staging / name)
-        try:
-            staging.rename(path)
-        except OSError:
-            if not (path / "model_index.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return path
+            else:  # transformers: the config of a model, the files of a tokenizer
+                getattr(component, "config", component).save_pretrained(staging / name)
+
+    return build_once(path, write)
 
 
 def config_path() -> Path:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPi
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from imagegen.config import settings
+from inference.cache import build_once
 from inference.models import TINY_NAME
 
 SEED = 0
@@ -36,26 +36,8 @@ def tiny_path() -> Path:
 
 def build_tiny(path: Path) -> Path:
     """Build the tiny SDXL pipeline into `path` (a diffusers folder) unless it is there already.
-
-    The build is deterministic and atomic: it is saved into a temporary folder beside `path` and
-    renamed into place, so a reader never sees half a pipeline and two racing builders agree.
-    """
-    path = Path(path)
-    if (path / "model_index.json").is_file():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        _pipeline(staging).save_pretrained(staging, safe_serialization=True)
-        try:
-            staging.rename(path)
-        except OSError:
-            if not (path / "model_index.json").is_file():
-                raise
-            # another process built it first: theirs is byte-identical to ours
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return path
+    The build is deterministic and atomic (inference/cache.py)."""
+    return build_once(path, lambda staging: _pipeline(staging).save_pretrained(staging, safe_serialization=True))
 
 
 def _pipeline(workdir: Path) -> StableDiffusionXLPipeline:
@@ -102,9 +84,9 @@ def _pipeline(workdir: Path) -> StableDiffusionXLPipeline:
     text_encoder = CLIPTextModel(_text_config())
     torch.manual_seed(SEED)
     text_encoder_2 = CLIPTextModelWithProjection(_text_config())
-    tokenizer = _tokenizer(workdir / "clip-bpe", pad_token=EOS)
+    tokenizer = clip_tokenizer(workdir / "clip-bpe", pad_token=EOS)
     # SDXL's second tokenizer pads with "!" (id 0), as OpenCLIP does
-    tokenizer_2 = _tokenizer(workdir / "clip-bpe", pad_token="!")
+    tokenizer_2 = clip_tokenizer(workdir / "clip-bpe", pad_token="!")
     shutil.rmtree(workdir / "clip-bpe")
     return StableDiffusionXLPipeline(
         vae=vae,
@@ -134,7 +116,7 @@ def _text_config() -> CLIPTextConfig:
     )
 
 
-def _tokenizer(folder: Path, pad_token: str) -> CLIPTokenizer:
+def clip_tokenizer(folder: Path, pad_token: str) -> CLIPTokenizer:
     if not (folder / "vocab.json").is_file():
         write_clip_vocabulary(folder)
     return CLIPTokenizer.from_pretrained(
