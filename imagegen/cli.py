@@ -57,13 +57,10 @@ def cmd_api(args: argparse.Namespace) -> None:
 
 def cmd_worker(args: argparse.Namespace) -> None:
     import faust
-    import torch
 
     from streams.app import create_app
 
-    s = settings()
-    if s.torch_threads:
-        torch.set_num_threads(s.torch_threads)
+    s = settings()  # TORCH_THREADS is applied where pipelines load (inference.models.Pipelines)
     app = create_app(s, family_table(), _families())
     faust.Worker(app, loglevel="INFO", quiet=True).execute_from_commandline()
 

@@ -21,6 +21,20 @@ def create(name: str, gen: m.Generation = GEN, families: tuple[str, ...] = ("squ
     )
 
 
+def job_for(command: m.CreateVariation, round_: int, **extra) -> m.GenerateFamily:
+    """The work the aggregate sends for the command's only family, as a producer would post it."""
+    (family,) = command.families
+    return m.GenerateFamily(
+        job_id=m.derive_id(command.variation_id, round_, family, 1),
+        variation_id=command.variation_id,
+        name=command.name,
+        family=family,
+        round=round_,
+        generation=GEN,
+        **extra,
+    )
+
+
 def of(variation_id: uuid.UUID):
     key = str(variation_id).encode()
     return lambda record: record.key == key
@@ -98,14 +112,7 @@ async def test_a_job_delivered_twice_changes_nothing_downstream(services, stack)
     command = create("twice-drawn", families=("facebook-og",))
     await produce(stack.bootstrap_servers, topics.COMMANDS, command.key, m.encode(command))
     first = await read_until(stack.bootstrap_servers, topics.EVENTS, concluded, of(command.variation_id))
-    job = m.GenerateFamily(
-        job_id=m.derive_id(command.variation_id, 1, "facebook-og", 1),
-        variation_id=command.variation_id,
-        name=command.name,
-        family="facebook-og",
-        round=1,
-        generation=GEN,
-    )
+    job = job_for(command, 1)
     # the job is redelivered after it was done (a rebalance, a worker restart)
     await produce(stack.bootstrap_servers, topics.family("facebook-og"), job.key, m.encode(job))
     events = await read_until(
@@ -128,15 +135,7 @@ async def test_a_job_drawn_with_other_weights_than_last_round_says_so(services, 
     await produce(stack.bootstrap_servers, topics.COMMANDS, command.key, m.encode(command))
     await read_until(stack.bootstrap_servers, topics.EVENTS, concluded, of(command.variation_id))
     # a regenerate whose previous round was drawn with weights this worker does not have
-    job = m.GenerateFamily(
-        job_id=m.derive_id(command.variation_id, 2, "facebook-og", 1),
-        variation_id=command.variation_id,
-        name=command.name,
-        family="facebook-og",
-        round=2,
-        generation=GEN,
-        expected_weights="sha256:0000",
-    )
+    job = job_for(command, 2, expected_weights="sha256:0000")
     await produce(stack.bootstrap_servers, topics.family("facebook-og"), job.key, m.encode(job))
     events = await read_until(
         stack.bootstrap_servers,
