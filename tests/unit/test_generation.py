@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import StableDiffusionXLPipeline
+from safetensors import safe_open
 
 from inference import models
 from inference.generation import (
@@ -26,6 +27,7 @@ from inference.models import REGISTRY, ModelUnavailable, Pipelines, UnknownModel
 from inference.tiny import build_tiny
 from streams import families
 from streams.families import Family
+from tests.unit import original_checkpoint
 
 TINY = REGISTRY["tiny"]
 # drawn at the smallest size (64x64), so that the seeded comparisons stay fast
@@ -189,6 +191,36 @@ def test_a_model_missing_from_the_cache_is_unavailable_and_nothing_is_downloaded
     with pytest.raises(ModelUnavailable, match=r"'anime'.*'imagegen-tests/no-such-model'"):
         pipelines.get("anime")
     assert pipelines.loaded() == []
+
+
+def test_a_single_file_checkpoint_loads_offline_and_draws_what_its_folder_draws(
+    tiny: Path, pipeline: StableDiffusionXLPipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the tiny pipeline written in the original (ldm) layout that JuggernautXL and friends ship in;
+    # diffusers converts it back with the configs and tokenizers of the folder MODEL_*_CONFIG names
+    checkpoint = original_checkpoint.write(pipeline, tmp_path / "juggernaut-tiny.safetensors")
+    with safe_open(checkpoint, "pt") as written:
+        assert {
+            "model.diffusion_model.input_blocks.0.0.weight",
+            "first_stage_model.decoder.up.0.block.0.conv1.weight",
+            "conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight",
+        } <= set(written.keys())
+    monkeypatch.setattr(socket.socket, "connect", lambda *a: pytest.fail("tried to download"))
+    specs = registry({"MODEL_PHOTOREALISTIC_SOURCE": str(checkpoint), "MODEL_PHOTOREALISTIC_CONFIG": str(tiny)})
+    pipelines = Pipelines(specs, device="cpu")
+    assert pipelines.available("photorealistic")
+    _, loaded = pipelines.get("photorealistic")
+    for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        ours, theirs = getattr(pipeline, name).state_dict(), getattr(loaded, name).state_dict()
+        assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours), name
+    alone = np.frombuffer(pixels(pipeline), np.uint8).astype(int)
+    difference = np.abs(alone - np.frombuffer(pixels(loaded), np.uint8))
+    # the same weights, in tensors at other memory alignments: BLAS may round one matmul differently
+    assert difference.max() <= 1 and (difference > 0).mean() < 0.001
+    # without its config folder, a single file is unavailable, with a reason that names the setting
+    missing = registry({"MODEL_PHOTOREALISTIC_SOURCE": str(checkpoint), "MODEL_PHOTOREALISTIC_CONFIG": "/nowhere"})
+    with pytest.raises(ModelUnavailable, match="MODEL_PHOTOREALISTIC_CONFIG"):
+        Pipelines(missing, device="cpu").get("photorealistic")
 
 
 def test_a_pipeline_is_loaded_once_and_listed(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
