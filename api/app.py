@@ -115,6 +115,8 @@ async def create_variation(request: Request) -> Response:
         families=tuple(body.families),
         generation=generation,
         priority="dx" if body.is_dx_job else "normal",
+        focal_point=m.FocalPoint(**body.focal_point.model_dump()) if body.focal_point else None,
+        focal_points={f: m.FocalPoint(**p.model_dump()) for f, p in body.focal_points.items()},
     )
     # The same request sent twice is the same command: the aggregate drops the second.
     command_id = m.derive_id("create", json.dumps({k: str(v) for k, v in fields.items()}, sort_keys=True))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 from imagegen.config import family_table
@@ -32,12 +32,19 @@ class GenerationBody(Body):
         return value
 
 
+class FocalPointBody(Body):
+    x: float = Field(ge=0.0, le=1.0, description="0 is the left edge, 1 the right")
+    y: float = Field(ge=0.0, le=1.0, description="0 is the top edge, 1 the bottom")
+
+
 class CreateVariationBody(Body):
     name: str = Field(pattern=m.NAME_PATTERN, description="URL-safe: lowercase letters, digits and '-'")
     category: str = Field(default="", max_length=100)
     families: list[str] = Field(min_length=1, max_length=32)
     generation: GenerationBody
     is_dx_job: bool = False
+    focal_point: FocalPointBody | None = Field(default=None, description="kept by every crop; overrides detection")
+    focal_points: dict[str, FocalPointBody] = Field(default={}, description="per family, over focalPoint")
 
     @field_validator("name")
     @classmethod
@@ -55,4 +62,11 @@ class CreateVariationBody(Body):
             raise ValueError(f"unknown families {unknown}; known: {list(known)}")
         if len(set(value)) != len(value):
             raise ValueError("families must not repeat")
+        return value
+
+    @field_validator("focal_points")
+    @classmethod
+    def _requested(cls, value: dict[str, FocalPointBody], info: ValidationInfo) -> dict[str, FocalPointBody]:
+        if stray := sorted(set(value) - set(info.data.get("families", ()))):
+            raise ValueError(f"names families that are not requested: {stray}")
         return value

@@ -44,7 +44,11 @@ class Settings(BaseSettings):
     # Models sharing a device stay within this many GB (least recently used unloaded first);
     # 0: 90 % of the GPU's memory, no limit on a CPU.
     model_memory_budget_gb: float = Field(default=0.0, ge=0.0)
+    # Derivatives' encoding, unless the family table gives a derivative its own quality.
     webp_quality: int = Field(default=85, ge=1, le=100)
+    webp_effort: int = Field(default=2, ge=0, le=6)  # libwebp's method: 0 fast .. 6 small (inference/cutting.py)
+    avif_quality: int = Field(default=55, ge=1, le=100)
+    jpeg_quality: int = Field(default=85, ge=1, le=100)
     families_file: Path | None = None
 
     # Which families a worker serves (comma separated; empty: all).
@@ -63,5 +67,5 @@ def settings() -> Settings:
 
 
 def family_table() -> FamilyTable:
-    """The family table in force: the operator's file (FAMILIES_FILE) or the default."""
-    return families.load(settings().families_file or families.DEFAULT_TABLE)
+    """The family table in force: the default one with the operator's FAMILIES_FILE applied."""
+    return families.load(families.DEFAULT_TABLE, settings().families_file)

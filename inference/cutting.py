@@ -1,27 +1,42 @@
-"""Cutting a master into its derivatives, and WebP encoding.
+"""Cutting a master into its derivatives, and encoding them with their metadata.
 
-Each derivative is the master scaled to cover the target (one scale, lanczos3), then cut to the
-target's exact size along the free axis where libvips' `entropy` smartcrop finds the most detail.
-libvips does not report where it cut (its `attention_x/y` outputs stay 0 for `entropy`), so the
-window is located in the scaled image by its pixels; the crop box recorded is the real one.
+Each derivative is the window inference/framing.py chooses around the master's subject
+(inference/subject.py), resized with lanczos3 to its exact size (upscaled when the window is
+smaller than the target; recorded), and encoded as WebP, AVIF or JPEG with XMP. Derivatives are cut
+in parallel: libvips releases the GIL, and one encoder runs per core. WebP is encoded at effort 2 by
+default: at the same quality setting it gives the same PSNR (within 0.05 dB) and size (within 5 %)
+as effort 4, in less than half the time (bench/derivatives.py prints both).
 """
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from xml.etree import ElementTree
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import escape, quoteattr
 
-import numpy as np
 import pyvips
 
-from streams.families import Derivative
+from inference.framing import Reason, Subject, frame
+from streams.families import Derivative, Format
 
 XMP_NAMESPACE = "urn:imagegen:xmp:1.0/"
 _XML_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+CONTENT_TYPES: dict[Format, str] = {"webp": "image/webp", "avif": "image/avif", "jpeg": "image/jpeg"}
+EXTENSIONS: dict[Format, str] = {"webp": "webp", "avif": "avif", "jpeg": "jpg"}
+DEFAULT_QUALITY: dict[Format, int] = {"webp": 85, "avif": 55, "jpeg": 85}
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How derivatives are encoded unless their table entry says otherwise."""
+
+    quality: Mapping[Format, int] = field(default_factory=lambda: dict(DEFAULT_QUALITY))
+    webp_effort: int = 2  # libwebp's method, 0 (fast) .. 6 (small)
 
 
 @dataclass(frozen=True)
@@ -31,40 +46,57 @@ class Cut:
     height: int
     data: bytes
     crop: tuple[int, int, int, int]  # (left, top, width, height) of the master, in master pixels
+    reason: Reason  # how the subject the crop keeps was found
+    clear: bool  # the subject is in the crop and out of the derivative's safe zones
+    scale: float  # derivative pixels per master pixel: above 1, upscaled (lanczos3)
+    format: Format = "webp"
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[self.format]
+
+    @property
+    def extension(self) -> str:
+        return EXTENSIONS[self.format]
 
 
 def cut(
     master: pyvips.Image,
     derivatives: Iterable[Derivative],
-    quality: int,
-    metadata: dict[str, str] | None = None,
+    subject: Subject,
+    encoding: Encoding = Encoding(),
+    metadata: Mapping[str, str] | None = None,
+    master_webp: bytes | None = None,
 ) -> list[Cut]:
-    """Cut `master` into each derivative at its exact size, encoded as WebP."""
-    return [_cut(master, d, quality, metadata) for d in derivatives]
+    """Cut `master` into each derivative at its exact size, keeping `subject`. `master_webp`, the
+    master as encoded with `encoding` and `metadata`, is reused for a derivative that is the whole
+    master at its own size."""
+    targets = list(derivatives)
+    master = master.copy_memory()  # read by every derivative's thread
+    with ThreadPoolExecutor(max_workers=max(1, min(len(targets), os.cpu_count() or 1))) as pool:
+        return list(pool.map(lambda d: _cut(master, d, subject, encoding, metadata, master_webp), targets))
 
 
-def _cut(master: pyvips.Image, target: Derivative, quality: int, metadata: dict[str, str] | None) -> Cut:
-    width, height = target.width, target.height
-    if (width, height) == (master.width, master.height):
-        window, box = master, (0, 0, master.width, master.height)
+def _cut(
+    master: pyvips.Image,
+    target: Derivative,
+    subject: Subject,
+    encoding: Encoding,
+    metadata: Mapping[str, str] | None,
+    master_webp: bytes | None,
+) -> Cut:
+    framed = frame((master.width, master.height), (target.width, target.height), subject, target.safe_zones)
+    left, top, width, height = framed.box
+    quality = target.quality or encoding.quality[target.format]
+    whole = framed.box == (0, 0, target.width, target.height) == (0, 0, master.width, master.height)
+    if whole and master_webp and target.format == "webp" and quality == encoding.quality["webp"]:
+        data = master_webp
     else:
-        scaled = cover(master, width, height)
-        window = scaled.smartcrop(width, height, interesting="entropy")
-        left, top = _window_offset(scaled, window)
-        box = _master_box(master, scaled, left, top, width, height)
-    return Cut(target.name, width, height, encode_webp(window, quality, metadata), box)
-
-
-def cover(image: pyvips.Image, width: int, height: int) -> pyvips.Image:
-    """`image` scaled by one factor (lanczos3) to the smallest size covering width x height.
-
-    The covering side is exactly the target's; the other keeps the aspect ratio, rounded.
-    """
-    scale = max(width / image.width, height / image.height)
-    out_width = width if width / image.width == scale else max(width, round(image.width * scale))
-    out_height = height if height / image.height == scale else max(height, round(image.height * scale))
-    # in memory: smartcrop reads it many times, and so does _window_offset
-    return resize_to(image, out_width, out_height).copy_memory()
+        window = resize_to(master.crop(left, top, width, height), target.width, target.height)
+        data = encode(window, target.format, quality, metadata, encoding.webp_effort)
+    scale = round(target.width / width, 4)
+    return Cut(target.name, target.width, target.height, data, framed.box, subject.reason, framed.clear, scale,
+               target.format)  # fmt: skip
 
 
 def resize_to(image: pyvips.Image, width: int, height: int) -> pyvips.Image:
@@ -80,58 +112,54 @@ def resize_to(image: pyvips.Image, width: int, height: int) -> pyvips.Image:
     return resized
 
 
-def _window_offset(scaled: pyvips.Image, window: pyvips.Image) -> tuple[int, int]:
-    """Where `window`, cut out of `scaled` along one free axis, lies in it."""
-    free_x, free_y = scaled.width - window.width, scaled.height - window.height
-    if free_x and free_y:
-        raise ValueError(
-            f"one free axis expected, got {scaled.width}x{scaled.height} -> {window.width}x{window.height}"
-        )
-    if not (free_x or free_y):
-        return 0, 0
-    whole, part = np.atleast_3d(scaled.numpy()), np.atleast_3d(window.numpy())
-    # cheap signatures first (column sums when x is free, row sums when y is), then whole pixels
-    along = 1 if free_x else 0
-    whole_sums = whole.sum(axis=(1 - along, 2), dtype=np.int64)
-    part_sums = part.sum(axis=(1 - along, 2), dtype=np.int64)
-    runs = np.lib.stride_tricks.sliding_window_view(whole_sums, part_sums.size)
-    for shift in np.flatnonzero((runs == part_sums).all(axis=1)):
-        left, top = (int(shift), 0) if free_x else (0, int(shift))
-        if np.array_equal(whole[top : top + window.height, left : left + window.width], part):
-            # where content repeats (a flat stretch), the first match shows the very same pixels
-            return left, top
-    raise RuntimeError("the smartcrop window is not a region of its input")
+def encode(
+    image: pyvips.Image,
+    format: Format,
+    quality: int,
+    metadata: Mapping[str, str] | None = None,
+    webp_effort: int = Encoding.webp_effort,
+) -> bytes:
+    """`image` encoded as `format` at `quality` (1..100), with `metadata` embedded as XMP if given."""
+    keep = "none"
+    if metadata:
+        image = image.copy()
+        image.set_type(pyvips.GValue.blob_type, "xmp-data", xmp_packet(metadata))
+        keep = "xmp"
+    match format:
+        case "webp":
+            return bytes(image.webpsave_buffer(Q=quality, effort=webp_effort, keep=keep))
+        case "avif":
+            return bytes(image.heifsave_buffer(Q=quality, compression="av1", keep=keep))
+        case "jpeg":
+            return bytes(image.jpegsave_buffer(Q=quality, optimize_coding=True, interlace=True, keep=keep))
+    raise ValueError(f"format {format!r} is not one of {list(CONTENT_TYPES)}")
 
 
-def _master_box(
-    master: pyvips.Image, scaled: pyvips.Image, left: int, top: int, width: int, height: int
-) -> tuple[int, int, int, int]:
-    sx, sy = scaled.width / master.width, scaled.height / master.height
-    x0, x1 = round(left / sx), min(master.width, round((left + width) / sx))
-    y0, y1 = round(top / sy), min(master.height, round((top + height) / sy))
-    return x0, y0, x1 - x0, y1 - y0
+def encode_webp(image: pyvips.Image, encoding: Encoding, metadata: Mapping[str, str] | None = None) -> bytes:
+    return encode(image, "webp", encoding.quality["webp"], metadata, encoding.webp_effort)
 
 
-def encode_webp(image: pyvips.Image, quality: int, metadata: dict[str, str] | None = None) -> bytes:
-    """`image` as WebP at `quality` (1..100), with `metadata` embedded as XMP if given."""
-    if not metadata:
-        return image.webpsave_buffer(Q=quality, keep="none")
-    image = image.copy()
-    image.set_type(pyvips.GValue.blob_type, "xmp-data", xmp_packet(metadata))
-    return image.webpsave_buffer(Q=quality, keep="xmp")
-
-
-def xmp_packet(metadata: dict[str, str]) -> bytes:
-    """An XMP packet holding `metadata` as `imagegen:` properties (keys must be XML names)."""
+def xmp_packet(metadata: Mapping[str, str]) -> bytes:
+    """An XMP packet holding `metadata` as `imagegen:` properties (keys must be XML names). The
+    prompt is also the Dublin Core description, where common tools (exiftool, Pillow, photo
+    managers) look for a caption, and imagegen is the creator tool."""
     for key in metadata:
         if not _XML_NAME.fullmatch(key):
             raise ValueError(f"metadata key {key!r} is not an XML name")
     attributes = "".join(f"\n   imagegen:{key}={quoteattr(str(value))}" for key, value in metadata.items())
+    description = ""
+    if "prompt" in metadata:
+        description = (
+            f'\n   <dc:description><rdf:Alt><rdf:li xml:lang="x-default">{escape(metadata["prompt"])}'
+            "</rdf:li></rdf:Alt></dc:description>\n  "
+        )
     return (
         '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
         '<x:xmpmeta xmlns:x="adobe:ns:meta/">\n'
         f' <rdf:RDF xmlns:rdf="{_RDF}">\n'
-        f'  <rdf:Description rdf:about="" xmlns:imagegen="{XMP_NAMESPACE}"{attributes}/>\n'
+        f'  <rdf:Description rdf:about="" xmlns:imagegen="{XMP_NAMESPACE}"\n'
+        '   xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:xmp="http://ns.adobe.com/xap/1.0/"\n'
+        f'   xmp:CreatorTool="imagegen"{attributes}>{description}</rdf:Description>\n'
         " </rdf:RDF>\n"
         "</x:xmpmeta>\n"
         '<?xpacket end="w"?>'

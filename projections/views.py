@@ -9,11 +9,16 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 _VARIATION = """select id, name, category, status, prompt, negative_prompt, seed, model, steps, guidance,
-       priority, families, round, error, requested_at, updated_at, completed_at from variations"""
+       priority, families, round, error, requested_at, updated_at, completed_at, focal_point, focal_points
+       from variations"""
 
 
 def _iso(value: Any) -> Any:
     return value.isoformat() if value is not None else None
+
+
+def _box(row: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return {side: row[f"{prefix}_{side}"] for side in ("left", "top", "width", "height")}
 
 
 def _variation(row: dict[str, Any]) -> dict[str, Any]:
@@ -32,6 +37,8 @@ def _variation(row: dict[str, Any]) -> dict[str, Any]:
             "inferenceSteps": row["steps"],
             "guidanceScale": row["guidance"],
         },
+        "focalPoint": row["focal_point"],
+        "focalPoints": row["focal_points"],
         "error": row["error"],
         "createdAt": _iso(row["requested_at"]),
         "updatedAt": _iso(row["updated_at"]),
@@ -46,14 +53,15 @@ async def _detail(conn: AsyncConnection, row: dict[str, Any] | None) -> dict[str
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             """select family, status, round, attempts, error, error_kind, master_url, width, height, bytes,
-                      duration_s, started_at, completed_at, model, seed, scheduler, weights, warnings
+                      duration_s, started_at, completed_at, model, seed, scheduler, weights, warnings,
+                      subject_left, subject_top, subject_width, subject_height, subject_reason
                from families where variation_id = %s""",
             (row["id"],),
         )
         families = {r["family"]: r for r in await cur.fetchall()}
         await cur.execute(
             """select family, name, public_url, width, height, bytes, content_type,
-                      crop_left, crop_top, crop_width, crop_height
+                      crop_left, crop_top, crop_width, crop_height, crop_reason, crop_clear, scale
                from derivatives where variation_id = %s order by family, name""",
             (row["id"],),
         )
@@ -73,6 +81,7 @@ async def _detail(conn: AsyncConnection, row: dict[str, Any] | None) -> dict[str
             "durationSeconds": f["duration_s"],
             "drawnWith": {"model": f["model"], "seed": f["seed"], "scheduler": f["scheduler"], "weights": f["weights"]},
             "warnings": f["warnings"],
+            "subject": _box(f, "subject") | {"foundBy": f["subject_reason"]} if f["subject_left"] is not None else None,
             "startedAt": _iso(f["started_at"]),
             "completedAt": _iso(f["completed_at"]),
             "derivatives": [
@@ -83,14 +92,11 @@ async def _detail(conn: AsyncConnection, row: dict[str, Any] | None) -> dict[str
                     "height": d["height"],
                     "bytes": d["bytes"],
                     "contentType": d["content_type"],
-                    "cropBox": None
-                    if d["crop_left"] is None
-                    else {
-                        "left": d["crop_left"],
-                        "top": d["crop_top"],
-                        "width": d["crop_width"],
-                        "height": d["crop_height"],
-                    },
+                    "cropBox": _box(d, "crop") if d["crop_left"] is not None else None,
+                    "cropReason": d["crop_reason"],
+                    "subjectClearOfSafeZones": d["crop_clear"],
+                    "scale": d["scale"],
+                    "upscaled": d["scale"] is not None and d["scale"] > 1,
                 }
                 for d in derivatives
                 if d["family"] == name

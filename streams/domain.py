@@ -35,6 +35,8 @@ class Variation(BaseModel):
     families: tuple[str, ...]
     generation: m.Generation
     priority: m.Priority
+    focal_point: m.FocalPoint | None = None
+    focal_points: dict[str, m.FocalPoint] = {}
     status: Status = "generating"
     round: int = 1
     outcomes: dict[str, Outcome] = {}
@@ -55,6 +57,7 @@ def _work(state: Variation, round_: int, now: datetime) -> list[m.Message]:
             generation=state.generation,
             priority=state.priority,
             expected_weights=previous.weights if (previous := state.outcomes.get(family)) else None,
+            focal_point=state.focal_points.get(family, state.focal_point),
         )
         for family in state.families
     ]
@@ -77,6 +80,8 @@ def decide(state: State, message: m.Message, now: datetime) -> list[m.Message]:
                 families=cmd.families,
                 generation=cmd.generation,
                 priority=cmd.priority,
+                focal_point=cmd.focal_point,
+                focal_points=cmd.focal_points,
             )
             return [requested, *_work(evolve(None, requested), 1, now)]  # type: ignore[arg-type]
         case m.RegenerateVariation() as cmd:
@@ -136,6 +141,8 @@ def evolve(state: State, event: m.Message) -> State:
                 generation=e.generation,
                 priority=e.priority,
                 round=e.round,
+                focal_point=e.focal_point,
+                focal_points=e.focal_points,
             )
         case _ if state is None:
             return None

@@ -14,7 +14,9 @@ from typing import Any
 
 from imagegen.config import Settings
 from imagegen.storage import FileStorage, derivative_key, master_key
-from inference.cutting import Cut, cut, encode_webp
+from inference import subject as subjects
+from inference.cutting import Cut, Encoding, cut, encode_webp
+from inference.framing import Subject
 from inference.generation import GenerationParams, batch_key, generate_batch
 from inference.models import Pipelines
 from streams import messages as m
@@ -36,6 +38,7 @@ def out_of_memory(exc: BaseException) -> bool:
 class Drawn:
     master: bytes
     cuts: list[Cut]
+    subject: Subject
     scheduler: str
     weights: str
 
@@ -84,6 +87,10 @@ class FamilyJobs:
         self.table = table
         self.storage = storage
         self.pipelines = Pipelines()
+        self.encoding = Encoding(
+            quality={"webp": settings.webp_quality, "avif": settings.avif_quality, "jpeg": settings.jpeg_quality},
+            webp_effort=settings.webp_effort,
+        )
         # One drawing at a time per worker: a pipeline is not re-entrant and owns the device.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="draw")
 
@@ -106,7 +113,7 @@ class FamilyJobs:
         family = self.table.get(first.family)
         spec, pipeline = self.pipelines.get(first.generation.model)
         masters = generate_batch(pipeline, spec, [_params(job.generation) for job in batch], family)
-        quality = self.settings.webp_quality
+        encoding = self.encoding
         scheduler = type(pipeline.scheduler).__name__
         weights = self.pipelines.fingerprint(first.generation.model)
         drawn = []
@@ -122,28 +129,24 @@ class FamilyJobs:
                 "variation": job.name,
                 "family": job.family,
             }
-            drawn.append(
-                Drawn(
-                    encode_webp(master, quality, metadata),
-                    cut(master, family.derivatives, quality, metadata),
-                    scheduler=scheduler,
-                    weights=weights,
-                )
-            )
+            focal = (job.focal_point.x, job.focal_point.y) if job.focal_point else None
+            subject = subjects.find(master, focal)
+            master_webp = encode_webp(master, encoding, metadata)
+            cuts = cut(master, family.derivatives, subject, encoding, metadata, master_webp)
+            drawn.append(Drawn(master_webp, cuts, subject, scheduler=scheduler, weights=weights))
         return drawn
 
     async def _store(
-        self,
-        variation: str,
-        name: str,
-        key: str,
-        data: bytes,
-        size: tuple[int, int],
-        crop: tuple[int, int, int, int] | None = None,
+        self, variation: str, name: str, key: str, data: bytes, size: tuple[int, int], piece: Cut | None = None
     ) -> m.StoredImage:
-        await self.storage.put(key, data, "image/webp")
+        content_type = piece.content_type if piece else "image/webp"
+        await self.storage.put(key, data, content_type)
         url = public_url(self.settings, variation, name)
-        return m.StoredImage(name=name, key=key, url=url, width=size[0], height=size[1], bytes=len(data), crop=crop)
+        framing: dict[str, Any] = {}
+        if piece is not None:
+            framing = dict(crop=piece.crop, crop_reason=piece.reason, crop_clear=piece.clear, scale=piece.scale)
+        return m.StoredImage(name=name, key=key, url=url, width=size[0], height=size[1], bytes=len(data),
+                             content_type=content_type, **framing)  # fmt: skip
 
     async def run(self, job: m.GenerateFamily) -> m.FamilyCompleted | m.FamilyFailed:
         return (await self.run_batch([job]))[0]
@@ -174,10 +177,11 @@ class FamilyJobs:
         family = self.table.get(job.family)
         master = await self._store(job.name, family.name, master_key(job.name, family.name), drawn.master,
                                    (family.width, family.height))  # fmt: skip
-        derivatives = [
-            await self._store(job.name, c.name, derivative_key(job.name, c.name), c.data, (c.width, c.height), c.crop)
-            for c in drawn.cuts
-        ]
+        derivatives = []
+        for c in drawn.cuts:
+            key = derivative_key(job.name, c.name, c.extension)
+            derivatives.append(await self._store(job.name, c.name, key, c.data, (c.width, c.height), c))
+        box = drawn.subject.box
         return m.FamilyCompleted(
             **_about(job, "completed"),
             master=master,
@@ -189,6 +193,8 @@ class FamilyJobs:
             scheduler=drawn.scheduler,
             weights=drawn.weights,
             warnings=_weights_warning(job, drawn.weights),
+            subject=(round(box.left), round(box.top), round(box.width), round(box.height)),
+            subject_reason=drawn.subject.reason,
         )
 
 

@@ -61,6 +61,19 @@ class Generation(BaseModel):
     guidance: float = Field(ge=0.0, le=30.0)
 
 
+class FocalPoint(BaseModel):
+    """Where the subject is, in fractions of the master (0, 0 top left): crops keep it, whatever
+    detection finds."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    x: float = Field(ge=0.0, le=1.0)
+    y: float = Field(ge=0.0, le=1.0)
+
+
+CropReason = Literal["face", "focal-point", "entropy"]
+
+
 class StoredImage(BaseModel):
     """A master or a derivative as stored: where it is and what it is."""
 
@@ -74,6 +87,9 @@ class StoredImage(BaseModel):
     bytes: int
     content_type: str = "image/webp"
     crop: tuple[int, int, int, int] | None = None  # (left, top, width, height) in master pixels
+    crop_reason: CropReason | None = None  # how the subject the crop keeps was found
+    crop_clear: bool | None = None  # the subject is in the crop and out of the platform's safe zones
+    scale: float | None = None  # derivative pixels per master pixel: above 1, upscaled (lanczos3)
 
 
 # --- commands -------------------------------------------------------------------------------------
@@ -95,6 +111,8 @@ class CreateVariation(Command):
     families: tuple[str, ...] = Field(min_length=1)
     generation: Generation
     priority: Priority = "normal"
+    focal_point: FocalPoint | None = None  # for every family, unless focal_points names it
+    focal_points: dict[str, FocalPoint] = {}
 
     @model_validator(mode="after")
     def _consistent(self) -> CreateVariation:
@@ -102,6 +120,8 @@ class CreateVariation(Command):
             raise ValueError(f"variation_id must be uuid5(NAMESPACE, name) = {variation_id(self.name)}")
         if len(set(self.families)) != len(self.families):
             raise ValueError("families must not repeat")
+        if stray := sorted(set(self.focal_points) - set(self.families)):
+            raise ValueError(f"focal_points names families that are not requested: {stray}")
         return self
 
 
@@ -123,6 +143,7 @@ class GenerateFamily(Message):
     priority: Priority = "normal"
     # the weights the previous round drew with: the worker warns when it draws with others
     expected_weights: str | None = None
+    focal_point: FocalPoint | None = None  # overrides subject detection when given
 
     @property
     def message_id(self) -> uuid.UUID:
@@ -151,6 +172,8 @@ class VariationRequested(Event):
     generation: Generation
     priority: Priority
     round: int = 1
+    focal_point: FocalPoint | None = None
+    focal_points: dict[str, FocalPoint] = {}
 
 
 class VariationRejected(Event):
@@ -191,6 +214,9 @@ class FamilyCompleted(Event):
     scheduler: str = ""
     weights: str = ""  # fingerprint of the weights on disk (inference/fingerprint.py)
     warnings: tuple[str, ...] = ()
+    # what the derivatives' crops keep, in master pixels (left, top, width, height), and how it was found
+    subject: tuple[int, int, int, int] | None = None
+    subject_reason: CropReason | None = None
 
 
 class FamilyFailed(Event):

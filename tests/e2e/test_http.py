@@ -28,6 +28,8 @@ EXAMPLE = {
         "guidanceScale": 5.0,
     },
     "isDxJob": False,
+    # the landscape's subject is where the marketer says: the top edge, in the middle
+    "focalPoints": {"landscape": {"x": 0.5, "y": 0.0}},
 }
 DONE = ("completed", "partial", "failed")
 
@@ -97,8 +99,23 @@ def test_the_variation_reads_back_by_name_and_in_the_list(api, example):
     assert by_name["generation"] == EXAMPLE["generation"]
     listed = api.get("/api/images/variations", params={"q": "sunset"}).json()
     assert example["id"] in [v["id"] for v in listed["items"]]
-    crop = example["families"][0]["derivatives"][0]["cropBox"]
-    assert crop is not None and crop["width"] > 0 and crop["height"] > 0
+    assert by_name["focalPoints"] == EXAMPLE["focalPoints"] and by_name["focalPoint"] is None
+
+
+def test_each_derivative_says_how_it_was_framed(api, example):
+    families = {f["name"]: f for f in example["families"]}
+    landscape = families["landscape"]
+    assert landscape["subject"] == {"left": 960, "top": 0, "width": 0, "height": 0, "foundBy": "focal-point"}
+    for d in landscape["derivatives"]:
+        assert d["cropReason"] == "focal-point" and d["subjectClearOfSafeZones"] is True, d
+    card = next(d for d in landscape["derivatives"] if d["name"] == "x-large-card")
+    assert card["cropBox"] == {"left": 0, "top": 0, "width": 1920, "height": 960}  # the top of the master
+    assert card["scale"] == 0.625 and card["upscaled"] is False
+    for d in families["square"]["derivatives"] + families["facebook-og"]["derivatives"]:
+        # the tiny model draws noise, not faces: the busiest region is kept
+        assert d["cropReason"] in ("entropy", "face") and d["cropBox"]["width"] > 0
+    og_square = next(d for d in families["square"]["derivatives"] if d["name"] == "og-square")
+    assert og_square["upscaled"] is True and og_square["scale"] == pytest.approx(1200 / 1024, abs=1e-3)
 
 
 def test_a_second_create_with_the_same_name_is_rejected_without_touching_the_first(api, example):
@@ -143,6 +160,8 @@ def test_regenerate_draws_byte_identical_masters(api, example):
         ({"name": "Not URL safe!"}, "name"),
         ({"name": "variations"}, "name"),
         ({"isDxJob": "maybe"}, "isDxJob"),
+        ({"focalPoint": {"x": 1.5, "y": 0.5}}, "focalPoint.x"),
+        ({"focalPoints": {"hero": {"x": 0.5, "y": 0.5}}}, "focalPoints"),
     ],
 )
 def test_bad_input_gets_a_4xx_naming_the_field(api, change, field):
@@ -186,7 +205,7 @@ def test_models_and_ml_health_come_from_the_workers_heartbeats(api, example):
 
 
 def test_a_model_without_weights_fails_clearly_and_nothing_stays_generating(api):
-    body = {**EXAMPLE, "name": "no-weights", "families": ["square", "hero"]}
+    body = {**EXAMPLE, "name": "no-weights", "families": ["square", "hero"], "focalPoints": {}}
     body["generation"] = {**EXAMPLE["generation"], "model": "photorealistic"}
     r = api.post("/api/images/variations", json=body)
     assert r.status_code == 202, r.text
@@ -200,7 +219,7 @@ def test_a_model_without_weights_fails_clearly_and_nothing_stays_generating(api)
 
 def test_two_creates_racing_for_one_name_one_wins_and_the_other_learns_why(api):
     # both are sent before the read model knows the name: the aggregate decides
-    first = {**EXAMPLE, "name": "racing-name", "families": ["facebook-og"]}
+    first = {**EXAMPLE, "name": "racing-name", "families": ["facebook-og"], "focalPoints": {}}
     second = {**first, "generation": {**first["generation"], "seed": 77}}
     answers = [api.post("/api/images/variations", json=body) for body in (first, second)]
     assert [a.status_code for a in answers] in ([202, 202], [202, 409])

@@ -26,7 +26,8 @@ def history(name: str) -> list[m.Event]:
     image = m.StoredImage(name="square", key=f"{name}/masters/square.webp", url="http://x/sq", width=1024,
                           height=1024, bytes=10)  # fmt: skip
     profile = m.StoredImage(name="profile", key=f"{name}/derivatives/profile.webp", url="http://x/p", width=512,
-                            height=512, bytes=5, crop=(0, 0, 1024, 1024))  # fmt: skip
+                            height=512, bytes=5, crop=(0, 0, 1024, 1024), crop_reason="face", crop_clear=True,
+                            scale=0.5)  # fmt: skip
     common = dict(variation_id=vid, occurred_at=NOW)
     return [
         m.VariationRequested(event_id=m.derive_id(cmd, "requested"), command_id=cmd, name=name, category="sea",
@@ -84,7 +85,7 @@ async def test_a_history_delivered_twice_projects_once_and_resumes_from_its_posi
     (family,) = tables["families"]
     assert family[1:5] == ("square", "completed", 1, 1)
     (derivative,) = tables["derivatives"]
-    assert derivative[2] == "profile" and derivative[-4:] == (0, 0, 1024, 1024)
+    assert derivative[2] == "profile" and derivative[-7:] == (0, 0, 1024, 1024, "face", True, 0.5)
 
     # a restarted projector starts after its recorded position: nothing is applied again
     again = await project(stack, database, topic, 0)
