@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape, quoteattr
@@ -21,7 +21,12 @@ from xml.sax.saxutils import escape, quoteattr
 import pyvips
 
 from inference.framing import Reason, Subject, frame
+from inference.subject import find
 from streams.families import Derivative, Format
+
+# libvips caches operation results (up to 100 MB) for re-use; each master is new, so nothing
+# would be re-used: the cache would only hold memory.
+pyvips.cache_set_max(0)
 
 XMP_NAMESPACE = "urn:imagegen:xmp:1.0/"
 _XML_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
@@ -60,9 +65,26 @@ class Cut:
         return EXTENSIONS[self.format]
 
 
+def cut_master(
+    master: pyvips.Image,
+    derivatives: Sequence[Derivative],
+    encoding: Encoding,
+    metadata: Mapping[str, str] | None = None,
+    focal_point: tuple[float, float] | None = None,
+) -> tuple[bytes, Subject, list[Cut]]:
+    """All a worker makes of a drawn master: its WebP, its subject, and its derivatives. The master is
+    encoded while the subject is looked for, then the derivatives are cut, one per core."""
+    master = master.copy_memory()  # read by every thread
+    with _pool(len(derivatives) + 1) as pool:
+        master_webp = pool.submit(encode_webp, master, encoding, metadata)
+        subject = find(master, focal_point)
+        cuts = _cut_all(pool, master, derivatives, subject, encoding, metadata, master_webp)
+        return master_webp.result(), subject, cuts
+
+
 def cut(
     master: pyvips.Image,
-    derivatives: Iterable[Derivative],
+    derivatives: Sequence[Derivative],
     subject: Subject,
     encoding: Encoding = Encoding(),
     metadata: Mapping[str, str] | None = None,
@@ -71,10 +93,30 @@ def cut(
     """Cut `master` into each derivative at its exact size, keeping `subject`. `master_webp`, the
     master as encoded with `encoding` and `metadata`, is reused for a derivative that is the whole
     master at its own size."""
-    targets = list(derivatives)
-    master = master.copy_memory()  # read by every derivative's thread
-    with ThreadPoolExecutor(max_workers=max(1, min(len(targets), os.cpu_count() or 1))) as pool:
-        return list(pool.map(lambda d: _cut(master, d, subject, encoding, metadata, master_webp), targets))
+    encoded: Future[bytes] | None = None
+    if master_webp is not None:
+        encoded = Future()
+        encoded.set_result(master_webp)
+    master = master.copy_memory()
+    with _pool(len(derivatives)) as pool:
+        return _cut_all(pool, master, derivatives, subject, encoding, metadata, encoded)
+
+
+def _pool(tasks: int) -> ThreadPoolExecutor:
+    # libvips releases the GIL: one encoder per core
+    return ThreadPoolExecutor(max_workers=max(1, min(tasks, os.cpu_count() or 1)), thread_name_prefix="cut")
+
+
+def _cut_all(
+    pool: ThreadPoolExecutor,
+    master: pyvips.Image,
+    derivatives: Sequence[Derivative],
+    subject: Subject,
+    encoding: Encoding,
+    metadata: Mapping[str, str] | None,
+    master_webp: Future[bytes] | None,
+) -> list[Cut]:
+    return list(pool.map(lambda d: _cut(master, d, subject, encoding, metadata, master_webp), derivatives))
 
 
 def _cut(
@@ -83,14 +125,14 @@ def _cut(
     subject: Subject,
     encoding: Encoding,
     metadata: Mapping[str, str] | None,
-    master_webp: bytes | None,
+    master_webp: Future[bytes] | None,
 ) -> Cut:
     framed = frame((master.width, master.height), (target.width, target.height), subject, target.safe_zones)
     left, top, width, height = framed.box
     quality = target.quality or encoding.quality[target.format]
     whole = framed.box == (0, 0, target.width, target.height) == (0, 0, master.width, master.height)
     if whole and master_webp and target.format == "webp" and quality == encoding.quality["webp"]:
-        data = master_webp
+        data = master_webp.result()
     else:
         window = resize_to(master.crop(left, top, width, height), target.width, target.height)
         data = encode(window, target.format, quality, metadata, encoding.webp_effort)

@@ -14,8 +14,7 @@ from typing import Any
 
 from imagegen.config import Settings
 from imagegen.storage import FileStorage, derivative_key, master_key
-from inference import subject as subjects
-from inference.cutting import Cut, Encoding, cut, encode_webp
+from inference.cutting import Cut, Encoding, cut_master
 from inference.framing import Subject
 from inference.generation import GenerationParams, batch_key, generate_batch
 from inference.models import Pipelines
@@ -130,9 +129,7 @@ class FamilyJobs:
                 "family": job.family,
             }
             focal = (job.focal_point.x, job.focal_point.y) if job.focal_point else None
-            subject = subjects.find(master, focal)
-            master_webp = encode_webp(master, encoding, metadata)
-            cuts = cut(master, family.derivatives, subject, encoding, metadata, master_webp)
+            master_webp, subject, cuts = cut_master(master, family.derivatives, encoding, metadata, focal)
             drawn.append(Drawn(master_webp, cuts, subject, scheduler=scheduler, weights=weights))
         return drawn
 

@@ -10,6 +10,17 @@ import pyvips
 
 Box = tuple[int, int, int, int]  # left, top, width, height
 
+# A face off-centre in each family's master (centre and width, in fractions), placed where a naive
+# crop would lose it or put it under platform UI: under the story's top band, in the YouTube badge's
+# corner, at a Facebook cover's side.
+FACES = {
+    "square": ((0.25, 0.62), 0.2),
+    "landscape": ((0.8, 0.78), 0.17),
+    "portrait": ((0.7, 0.2), 0.18),
+    "hero": ((0.74, 0.45), 0.28),
+    "facebook-og": ((0.3, 0.5), 0.3),
+}
+
 
 def to_vips(rgb: np.ndarray) -> pyvips.Image:
     return pyvips.Image.new_from_array(np.ascontiguousarray(rgb)).copy(interpretation="srgb").copy_memory()

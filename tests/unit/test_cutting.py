@@ -12,11 +12,11 @@ import pyvips
 from PIL import Image
 
 from inference import subject
-from inference.cutting import Cut, Encoding, cut, encode, encode_webp, read_metadata
+from inference.cutting import Cut, Encoding, cut, cut_master, encode, encode_webp, read_metadata
 from inference.framing import Box, Subject
 from streams import families
 from streams.families import Derivative, Family
-from tests.pictures import face_master, to_vips
+from tests.pictures import FACES, face_master, to_vips
 
 ENCODING = Encoding(quality={"webp": 80, "avif": 50, "jpeg": 80})
 CENTRE = Subject(Box(0, 0, 0, 0), "entropy")  # a subject that constrains nothing
@@ -54,17 +54,6 @@ def test_every_derivative_has_its_exact_size_and_a_box_of_its_shape_inside_the_m
         # the target's aspect ratio, within a pixel of rounding
         assert abs(width - height * d.width / d.height) <= 1 or abs(height - width * d.height / d.width) <= 1
         assert c.clear and c.scale == pytest.approx(d.width / width, abs=1e-3)
-
-
-# A face off-centre in each family's master, placed where a naive crop would lose it or put it under
-# platform UI: under the story's top band, in the YouTube badge's corner, at a Facebook cover's side.
-FACES = {
-    "square": ((0.25, 0.62), 0.2),
-    "landscape": ((0.8, 0.78), 0.17),
-    "portrait": ((0.7, 0.2), 0.18),
-    "hero": ((0.74, 0.45), 0.28),
-    "facebook-og": ((0.3, 0.5), 0.3),
-}
 
 
 @pytest.mark.parametrize("family", families.load(), ids=lambda f: f.name)
@@ -127,12 +116,13 @@ def test_the_crop_box_is_where_the_derivative_was_really_cut() -> None:
 
 def test_a_derivative_that_is_the_whole_master_reuses_the_master_s_file() -> None:
     master = textured(320, 180)
-    master_webp = encode_webp(master, ENCODING, METADATA)
-    same, smaller = cut(
-        master, [Derivative("same", 320, 180), Derivative("half", 160, 90)], CENTRE, ENCODING, METADATA, master_webp
-    )
+    targets = [Derivative("same", 320, 180), Derivative("half", 160, 90), Derivative("same-jpeg", 320, 180, "jpeg")]
+    master_webp, found, (same, half, jpeg) = cut_master(master, targets, ENCODING, METADATA, focal_point=(0.5, 0.5))
+    assert master_webp == encode_webp(master, ENCODING, METADATA) and read_metadata(master_webp) == METADATA
+    assert found.reason == "focal-point"
     assert same.crop == (0, 0, 320, 180) and same.data is master_webp
-    assert smaller.data is not master_webp and smaller.scale == 0.5
+    assert half.data is not master_webp and half.scale == 0.5
+    assert jpeg.crop == (0, 0, 320, 180) and jpeg.data.startswith(b"\xff\xd8")
 
 
 @pytest.mark.parametrize(
