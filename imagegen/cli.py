@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from imagegen.config import family_table, settings
+from streams.families import FamilyTableError
 
 SAMPLE = {
     "name": "hero-sunset-beach",
@@ -184,6 +185,11 @@ def main(argv: list[str] | None = None) -> None:
     gen.add_argument("--api", default=f"http://127.0.0.1:{settings().api_port}")
     gen.set_defaults(func=cmd_generate)
     args = parser.parse_args(argv)
+    if args.command != "generate":
+        try:  # a bad operator table stops a service at start, with the entry named, not at the first job
+            family_table()
+        except FamilyTableError as exc:
+            sys.exit(f"imagegen: the family table is invalid: {exc}")
     args.func(args)
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -131,3 +134,14 @@ def test_merging_keeps_the_base_untouched() -> None:
     before = copy.deepcopy(base)
     merge(base, {"family": [{"name": "square", "derivatives": [{"name": "profile", "size": [256, 256]}]}]})
     assert base == before
+
+
+def test_a_service_does_not_start_on_a_bad_operator_table(tmp_path: Path) -> None:
+    override = tmp_path / "ops.toml"
+    override.write_text('[[family]]\nname = "square"\nderivatives = [{ name = "profile", size = [512, 0] }]\n')
+    env = {**os.environ, "FAMILIES_FILE": str(override)}
+    ran = subprocess.run([sys.executable, "-m", "imagegen.cli", "worker"], env=env, capture_output=True, text=True)
+    assert ran.returncode == 1
+    assert ran.stderr.strip().endswith(
+        "ops.toml: family 'square': derivative 'profile': size [512, 0] must be [width, height], each in 8..8192"
+    )
