@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -199,7 +200,11 @@ class FamilyStarted(Event):
 
 
 class FamilyCompleted(Event):
+    """Version 2 records how each derivative was framed (crop_reason, crop_clear, scale) and the
+    master's subject; version 1 events are upcast on reading (`_family_completed_v1`)."""
+
     type: Literal["FamilyCompleted"] = "FamilyCompleted"
+    version: int = 2
     job_id: uuid.UUID
     family: str
     round: int
@@ -348,8 +353,37 @@ _work: TypeAdapter[GenerateFamily] = TypeAdapter(GenerateFamily)
 _domain: TypeAdapter[DomainEvent] = TypeAdapter(AnyDomainEvent)
 _heartbeat: TypeAdapter[WorkerHeartbeat] = TypeAdapter(WorkerHeartbeat)
 
-CURRENT_VERSION = 1
 WIRE_TYPE = re.compile(r"^[A-Za-z_]{1,64}$")
+
+# --- versions -------------------------------------------------------------------------------------
+# A message's shape never changes under its version. A new shape is a new version of the type, and
+# readers upcast older versions step by step to the current one, so a log replayed from offset 0
+# reads as if it had been written today.
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _family_completed_v1(data: dict[str, Any]) -> dict[str, Any]:
+    # Version 1 cut every derivative with libvips' entropy smartcrop at the cover scale; it did not
+    # record that, nor the scale, which its crop box gives.
+    derivatives = []
+    for d in data.get("derivatives", []):
+        if d.get("crop"):
+            d = {**d, "crop_reason": "entropy", "scale": round(d["width"] / d["crop"][2], 4)}
+        derivatives.append(d)
+    return {**data, "derivatives": derivatives, "version": 2}
+
+
+UPCASTERS: dict[tuple[str, int], Upcaster] = {("FamilyCompleted", 1): _family_completed_v1}
+VERSIONS: dict[str, int] = {"FamilyCompleted": 2}  # the current version of each type; 1 if absent
+
+
+def upcast(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` (a decoded message with a valid type and version) at its type's current version."""
+    kind = data["type"]
+    while (version := data.get("version", 1)) < VERSIONS.get(kind, 1):
+        data = UPCASTERS[(kind, version)](data)
+    return data
 
 
 class UndecodableMessage(ValueError):
@@ -375,9 +409,12 @@ def _load(raw: bytes | str | None) -> dict[str, Any]:
     if not isinstance(kind, str) or not WIRE_TYPE.match(kind):
         raise UndecodableMessage("missing or invalid 'type'")
     version = data.get("version", 1)
-    if not isinstance(version, int) or version < 1 or version > CURRENT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1 or version > VERSIONS.get(kind, 1):
         raise UndecodableMessage(f"{kind}: unsupported version {version!r}")
-    return data
+    try:
+        return upcast(data)
+    except (KeyError, TypeError, IndexError, ZeroDivisionError) as exc:
+        raise UndecodableMessage(f"{kind}: version {version} cannot be upcast: {exc!r}") from None
 
 
 def _validate(adapter: TypeAdapter[Any], data: dict[str, Any]) -> Any:

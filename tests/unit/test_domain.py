@@ -1,5 +1,7 @@
 """The variation aggregate, told as stories, with no fixtures and no I/O."""
 
+import json
+import typing
 import uuid
 from datetime import UTC, datetime
 
@@ -193,6 +195,31 @@ def test_undecodable_messages_say_why():
     ]:
         with pytest.raises(m.UndecodableMessage, match=reason):
             m.decode_any(raw)
+
+
+def test_a_version_1_family_completed_is_upcast_to_the_current_version():
+    _, out = run(None, create(families=("square",)))
+    current = completed(jobs(out)[0])
+    wire = json.loads(m.encode(current))
+    wire["version"] = 1
+    wire["derivatives"] = [{"name": "og-square", "key": "k", "url": "u", "width": 1200, "height": 1200,
+                            "bytes": 9, "crop": [0, 0, 1024, 1024]}]  # fmt: skip
+    del wire["subject"], wire["subject_reason"]
+    read = m.decode_event(json.dumps(wire))
+    assert read.version == 2 == m.VERSIONS["FamilyCompleted"]
+    (og,) = read.derivatives
+    # version 1 framed every crop with libvips' entropy smartcrop; the crop box gives the scale
+    assert (og.crop_reason, og.scale, og.crop_clear) == ("entropy", 1.1719, None)
+    wire["version"] = 3
+    with pytest.raises(m.UndecodableMessage, match="unsupported version 3"):
+        m.decode_event(json.dumps(wire))
+
+
+def test_every_message_is_written_at_its_type_s_current_version():
+    for union in (m.AnyCommand, m.AnyEvent, m.AnyDomainEvent):
+        for cls in typing.get_args(typing.get_args(union)[0]):
+            kind = cls.model_fields["type"].default
+            assert cls.model_fields["version"].default == m.VERSIONS.get(kind, 1), kind
 
 
 def test_messages_round_trip_on_the_wire():
