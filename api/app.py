@@ -28,8 +28,8 @@ from imagegen.config import settings as default_settings
 from imagegen.storage import FileStorage, KeyOutsideStorage
 from inference import models
 from projections import views
+from streams import contract, topics
 from streams import messages as m
-from streams import topics
 
 log = logging.getLogger(__name__)
 CONTENT_TYPES = {"webp": "image/webp", "avif": "image/avif", "jpg": "image/jpeg", "png": "image/png"}
@@ -214,6 +214,11 @@ async def serve_image(request: Request) -> Response:
     return FileResponse(path, media_type=media_type, headers={"Cache-Control": "public, max-age=300"})
 
 
+async def asyncapi(request: Request) -> Response:
+    """The AsyncAPI 3 document of every topic, for this deployment's family table."""
+    return JSONResponse(contract.document(family_table()))
+
+
 async def health_ml(request: Request) -> Response:
     """Per family: whether a live worker serves it, how long since one was seen, its last completion."""
     async with request.app.state.pool.connection() as conn:
@@ -282,6 +287,7 @@ routes = [
             Route("/health/ml", health_ml, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/models", list_models, methods=["GET"]),
+            Route("/asyncapi.json", asyncapi, methods=["GET"]),
             Route("/{variation}/{name}", serve_image, methods=["GET", "HEAD"]),
         ],
     )

@@ -37,6 +37,16 @@ def _families() -> tuple[str, ...]:
     return tuple(wanted) if wanted else table.names
 
 
+def cmd_asyncapi(args: argparse.Namespace) -> None:
+    from streams import contract, families
+
+    if args.write:  # the document in the repository describes the default family table
+        contract.DOCUMENT.write_text(contract.render(families.load()))
+        print(f"wrote {contract.DOCUMENT}")
+    else:
+        print(contract.render(family_table()), end="")
+
+
 def cmd_topics(args: argparse.Namespace) -> None:
     from streams import topics
 
@@ -168,6 +178,9 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("worker", help="run the variations agent and family agents").set_defaults(func=cmd_worker)
     sub.add_parser("projector", help="project the event log into Postgres").set_defaults(func=cmd_projector)
     sub.add_parser("topics", help="create the Kafka topics").set_defaults(func=cmd_topics)
+    asyncapi = sub.add_parser("asyncapi", help="print the AsyncAPI 3 document of every topic")
+    asyncapi.add_argument("--write", action="store_true", help="refresh docs/asyncapi.json (default family table)")
+    asyncapi.set_defaults(func=cmd_asyncapi)
     dev = sub.add_parser("dev", help="run the whole stack on this machine (test broker, private Postgres)")
     dev.add_argument("--data", default="data", help="folder for the services' logs")
     dev.add_argument("--port", type=int, default=settings().api_port)

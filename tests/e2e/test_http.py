@@ -3,17 +3,22 @@ Postgres and filesystem storage, with the real (tiny) SDXL pipeline."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import subprocess
 import sys
 import time
 import uuid
 
 import httpx
+import jsonschema
 import pytest
 import pyvips
 
 from inference.cutting import read_metadata
+from streams import contract, topics
 from streams.families import load
+from tests.integration.kafka import read_until
 
 EXAMPLE = {
     "name": "hero-sunset-beach",
@@ -252,3 +257,23 @@ def test_the_terminal_client_submits_waits_and_prints_the_urls(services):
     )  # fmt: skip
     assert "from-the-terminal" in done.stdout and "completed" in done.stdout
     assert f"{services.api_url}/api/images/from-the-terminal/og-image" in done.stdout
+
+
+def test_the_contract_is_served_and_what_really_went_on_the_topics_fits_it(api, example, stack):
+    served = api.get("/api/images/asyncapi.json")
+    assert served.status_code == 200 and served.json() == contract.document(load())
+    doc = served.json()
+    for topic in (topics.EVENTS, topics.DOMAIN_EVENTS):
+        records = asyncio.run(
+            read_until(
+                stack.bootstrap_servers,
+                topic,
+                lambda seen: any(b"VariationCompleted" in r.value or b"VARIATION_COMPLETED" in r.value for r in seen),
+                keep=lambda r: r.key == example["id"].encode(),
+            )
+        )
+        for record in records:
+            wire = json.loads(record.value)
+            payload = doc["components"]["messages"][wire["type"]]["payload"]
+            jsonschema.Draft202012Validator({**payload, "components": doc["components"]}).validate(wire)
+        print(f"\n{topic}: {len(records)} messages of {example['name']} fit the contract")

@@ -1,0 +1,145 @@
+"""The AsyncAPI 3 document of every topic imagegen reads or writes, made from the message models the
+code uses, so the document cannot say what the code does not. `docs/asyncapi.json` is this document
+for the default family table (`imagegen asyncapi --write` refreshes it; a test fails when they differ),
+and the API serves it at /api/images/asyncapi.json.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from streams import messages as m
+from streams import topics
+from streams.families import FamilyTable
+
+DOCUMENT = Path(__file__).resolve().parents[1] / "docs" / "asyncapi.json"
+KEY = {"type": "string", "format": "uuid", "description": "the variation id: one variation's messages stay in order"}
+
+COMMANDS = (m.CreateVariation, m.RegenerateVariation)
+EVENTS = (
+    m.VariationRequested,
+    m.VariationRejected,
+    m.RegenerationRequested,
+    m.FamilyStarted,
+    m.FamilyCompleted,
+    m.FamilyFailed,
+    m.VariationCompleted,
+    m.VariationPartial,
+    m.VariationFailed,
+)
+DOMAIN_EVENTS = (
+    m.ImageVariationStarted,
+    m.ImageFamilyCompleted,
+    m.ImageVariationCompleted,
+    m.ImageVariationPartial,
+    m.ImageVariationFailed,
+)
+
+
+def _type(model: type[BaseModel]) -> str:
+    return str(model.model_fields["type"].default)
+
+
+def _summary(model: type[BaseModel]) -> str:
+    own = model.__dict__.get("__doc__")  # not an inherited one
+    return inspect.cleandoc(own).split("\n\n")[0].replace("\n", " ") if own else ""
+
+
+def _messages(models: tuple[type[BaseModel], ...]) -> dict[str, Any]:
+    return {_type(model): {"$ref": f"#/components/messages/{_type(model)}"} for model in models}
+
+
+def _channel(address: str, description: str, models: tuple[type[BaseModel], ...], **extra: Any) -> dict[str, Any]:
+    return {"address": address, "description": description, "messages": _messages(models), **extra}
+
+
+def _operation(action: str, channel: str, summary: str) -> dict[str, Any]:
+    return {"action": action, "channel": {"$ref": f"#/channels/{channel}"}, "summary": summary}
+
+
+def document(table: FamilyTable) -> dict[str, Any]:
+    """The AsyncAPI 3.0 document for a deployment serving `table`'s families."""
+    every = (*COMMANDS, *EVENTS, m.GenerateFamily, *DOMAIN_EVENTS, m.WorkerHeartbeat)
+    _, schemas = models_json_schema(
+        [(model, "serialization") for model in every], ref_template="#/components/schemas/{model}"
+    )
+    heartbeat_key = {"type": "string", "description": "the worker's host:pid"}
+    family = {"family": {"enum": list(table.names), "description": "an aspect family of the deployment's family table"}}
+    messages = {
+        _type(model): {
+            "name": _type(model),
+            "title": _type(model),
+            "summary": _summary(model),
+            "contentType": "application/json",
+            "payload": {"$ref": f"#/components/schemas/{model.__name__}"},
+            "bindings": {"kafka": {"key": heartbeat_key if model is m.WorkerHeartbeat else KEY}},
+        }
+        for model in every
+    }
+    for message in messages.values():
+        if not message["summary"]:
+            del message["summary"]
+    channels = {
+        "commands": _channel(topics.COMMANDS, "Commands any producer may post (imperative).", COMMANDS),
+        "events": _channel(
+            topics.EVENTS,
+            "The event log (past tense): the source of truth every read model is rebuilt from. A type's "
+            "shape never changes under its version; readers upcast older versions.",
+            EVENTS,
+        ),
+        "familyWork": _channel(
+            "imagegen.family.{family}", "One job per family of a variation, for that family's workers.",
+            (m.GenerateFamily,), parameters=family,
+        ),
+        "familyPriorityWork": _channel(
+            "imagegen.family.{family}.priority", "DX jobs (isDxJob), taken before any normal job.",
+            (m.GenerateFamily,), parameters=family,
+        ),
+        "domainEvents": _channel(
+            topics.DOMAIN_EVENTS,
+            "The public contract other services build on (camelCase), one per step a user cares about.",
+            DOMAIN_EVENTS,
+        ),
+        "workers": _channel(topics.WORKERS, "Worker heartbeats: ephemeral, not part of the log.", (m.WorkerHeartbeat,)),
+        "deadLetter": {
+            "address": topics.DEAD_LETTER,
+            "description": "Messages that could not be decoded or handled, as they came, with headers "
+            "`reason`, `topic`, `partition` and `offset`. Their payload is whatever was sent.",
+        },
+    }  # fmt: skip
+    operations = {
+        "receiveCommands": _operation("receive", "commands", "Create or regenerate a variation."),
+        "sendEvents": _operation("send", "events", "Record what happened to each variation."),
+        "sendFamilyWork": _operation("send", "familyWork", "Hand a family's job to its workers."),
+        "receiveFamilyWork": _operation("receive", "familyWork", "Draw a master and cut its derivatives."),
+        "sendFamilyPriorityWork": _operation("send", "familyPriorityWork", "Hand a DX job to its workers."),
+        "receiveFamilyPriorityWork": _operation("receive", "familyPriorityWork", "Draw a DX job first."),
+        "sendDomainEvents": _operation("send", "domainEvents", "Announce progress to other services."),
+        "sendHeartbeats": _operation("send", "workers", "Say a worker is alive and what it serves."),
+        "sendDeadLetters": _operation("send", "deadLetter", "Set aside what could not be read."),
+    }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "imagegen",
+            "version": metadata.version("imagegen"),
+            "description": "Marketing images from Stable Diffusion XL, event-sourced on Kafka. Every message is "
+            "JSON with a `type` (its wire name, fixed forever) and a `version`, keyed by the variation id.",
+        },
+        "defaultContentType": "application/json",
+        "servers": {"kafka": {"host": "localhost:9092", "protocol": "kafka", "description": "KAFKA_BOOTSTRAP_SERVERS"}},
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages, "schemas": schemas["$defs"]},
+    }
+
+
+def render(table: FamilyTable) -> str:
+    return json.dumps(document(table), indent=2, sort_keys=True) + "\n"

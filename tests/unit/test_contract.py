@@ -1,0 +1,95 @@
+"""The public contract: docs/asyncapi.json is what the code says, and what the code sends fits it."""
+
+from __future__ import annotations
+
+import json
+import typing
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import jsonschema
+import pytest
+
+from streams import contract, domain, families
+from streams import messages as m
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+DOC = json.loads(contract.DOCUMENT.read_text())
+
+
+def test_the_document_in_the_repository_is_the_one_the_code_makes() -> None:
+    assert contract.DOCUMENT.read_text() == contract.render(families.load()), "run `imagegen asyncapi --write`"
+
+
+def refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [v for k, v in node.items() if k == "$ref"] + [r for v in node.values() for r in refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in refs(v)]
+    return []
+
+
+def resolve(ref: str) -> Any:
+    node: Any = DOC
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part]
+    return node
+
+
+def test_every_reference_resolves_and_every_message_type_has_a_channel() -> None:
+    assert DOC["asyncapi"] == "3.0.0"
+    for ref in refs(DOC):
+        resolve(ref)  # a KeyError names a dangling reference
+    carried = {name for channel in DOC["channels"].values() for name in channel.get("messages", {})}
+    for union in (m.AnyCommand, m.AnyEvent, m.AnyDomainEvent):
+        for model in typing.get_args(typing.get_args(union)[0]):
+            assert model.model_fields["type"].default in carried, model.__name__
+    assert {"GenerateFamily", "WorkerHeartbeat"} <= carried
+    assert DOC["channels"]["familyWork"]["parameters"]["family"]["enum"] == list(families.load().names)
+
+
+def validate(message: m.Message | m.DomainEvent) -> None:
+    """`message`, as it goes on the wire, against the document's schema for its type."""
+    wire = json.loads(m.encode(message))
+    payload = DOC["components"]["messages"][wire["type"]]["payload"]
+    jsonschema.Draft202012Validator({**payload, "components": DOC["components"]}).validate(wire)
+
+
+def test_what_a_variation_s_life_sends_fits_the_document() -> None:
+    create = m.CreateVariation(
+        command_id=uuid.uuid4(), variation_id=m.variation_id("spring-sale"), name="spring-sale",
+        families=("square", "landscape"), focal_points={"square": m.FocalPoint(x=0.2, y=0.3)},
+        generation=m.Generation(prompt="flowers", seed=1, model="tiny", steps=2, guidance=5.0),
+    )  # fmt: skip
+    state, sent = domain.handle(None, create, NOW)
+    jobs = [s for s in sent if isinstance(s, m.GenerateFamily)]
+    image = m.StoredImage(name="og-square", key="k", url="http://x", width=1200, height=1200, bytes=9,
+                          crop=(0, 0, 1024, 1024), crop_reason="face", crop_clear=True, scale=1.1719)  # fmt: skip
+    outcomes = [
+        m.FamilyCompleted(event_id=uuid.uuid4(), variation_id=jobs[0].variation_id, occurred_at=NOW,
+                          job_id=jobs[0].job_id, family="square", round=1, attempt=1, master=image,
+                          derivatives=(image,), model="tiny", seed=1, duration_s=1.0, subject=(1, 2, 3, 4),
+                          subject_reason="face"),
+        m.FamilyFailed(event_id=uuid.uuid4(), variation_id=jobs[1].variation_id, occurred_at=NOW,
+                       job_id=jobs[1].job_id, family="landscape", round=1, attempt=1, error_kind="OutOfMemoryError",
+                       message="CUDA out of memory", retryable=True),
+    ]  # fmt: skip
+    messages: list[m.Message | m.DomainEvent] = [create, *sent]
+    for outcome in outcomes:
+        before = state
+        state, more = domain.handle(state, outcome, NOW)
+        messages += [outcome, *more]
+        messages += [p for e in [outcome, *more] for p in domain.public_events(state or before, e)]
+    types = {json.loads(m.encode(x))["type"] for x in messages}
+    assert {"VariationRequested", "GenerateFamily", "FamilyCompleted", "VariationPartial"} <= types
+    assert {"IMAGE_FAMILY_COMPLETED", "IMAGE_VARIATION_PARTIAL"} <= types
+    for message in messages:
+        validate(message)
+
+
+def test_a_message_that_breaks_the_contract_is_caught() -> None:
+    wire = {"type": "IMAGE_VARIATION_FAILED", "version": 1, "id": str(uuid.uuid4())}  # no time, no ids
+    payload = DOC["components"]["messages"]["IMAGE_VARIATION_FAILED"]["payload"]
+    with pytest.raises(jsonschema.ValidationError, match="required"):
+        jsonschema.Draft202012Validator({**payload, "components": DOC["components"]}).validate(wire)
