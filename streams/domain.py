@@ -229,6 +229,10 @@ def public_events(state: State, event: m.Message) -> list[m.DomainEvent]:
                     family_name=e.family,
                     public_url=e.master.url,
                     derivative_urls={d.name: d.url for d in e.derivatives},
+                    images={
+                        i.name: m.ImageRef(url=i.url, width=i.width, height=i.height, content_type=i.content_type)
+                        for i in (e.master, *e.derivatives)
+                    },
                 )
             ]
         case m.VariationCompleted():

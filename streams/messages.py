@@ -300,11 +300,27 @@ class ImageVariationStarted(DomainEvent):
     family_count: int
 
 
+class ImageRef(BaseModel):
+    """Where an image is and what it is: what a page's meta tags need."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    url: str
+    width: int | None = None  # None only in events upcast from version 1, which did not say
+    height: int | None = None
+    content_type: str | None = None
+
+
 class ImageFamilyCompleted(DomainEvent):
+    """Version 2 adds `images`: the master (under the family's name) and every derivative, with their
+    sizes and content types."""
+
     type: Literal["IMAGE_FAMILY_COMPLETED"] = "IMAGE_FAMILY_COMPLETED"
+    version: int = 2
     family_name: str
     public_url: str
     derivative_urls: dict[str, str]
+    images: dict[str, ImageRef]
 
 
 class ImageVariationCompleted(DomainEvent):
@@ -374,8 +390,18 @@ def _family_completed_v1(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "derivatives": derivatives, "version": 2}
 
 
-UPCASTERS: dict[tuple[str, int], Upcaster] = {("FamilyCompleted", 1): _family_completed_v1}
-VERSIONS: dict[str, int] = {"FamilyCompleted": 2}  # the current version of each type; 1 if absent
+def _image_family_completed_v1(data: dict[str, Any]) -> dict[str, Any]:
+    # Version 1 gave the URLs only.
+    urls = {data["familyName"]: data["publicUrl"], **data["derivativeUrls"]}
+    return {**data, "images": {name: {"url": url} for name, url in urls.items()}, "version": 2}
+
+
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    ("FamilyCompleted", 1): _family_completed_v1,
+    ("IMAGE_FAMILY_COMPLETED", 1): _image_family_completed_v1,
+}
+# the current version of each type; 1 if absent
+VERSIONS: dict[str, int] = {"FamilyCompleted": 2, "IMAGE_FAMILY_COMPLETED": 2}
 
 
 def upcast(data: dict[str, Any]) -> dict[str, Any]:

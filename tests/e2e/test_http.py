@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -277,3 +278,29 @@ def test_the_contract_is_served_and_what_really_went_on_the_topics_fits_it(api, 
             payload = doc["components"]["messages"][wire["type"]]["payload"]
             jsonschema.Draft202012Validator({**payload, "components": doc["components"]}).validate(wire)
         print(f"\n{topic}: {len(records)} messages of {example['name']} fit the contract")
+
+
+def test_an_seo_service_fed_by_the_domain_events_prints_the_social_meta_tags(api, example, stack):
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap_servers}
+    group = f"seo-test-{uuid.uuid4().hex[:8]}"
+    ran = subprocess.run(
+        [sys.executable, "examples/seo_consumer.py", EXAMPLE["name"], "--alt", "Sunset & palms", "--group", group],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    print("\n" + ran.stdout)
+    base = f"{api.base_url}/api/images/{EXAMPLE['name']}"
+    assert ran.stdout.splitlines() == [
+        f"<!-- {EXAMPLE['name']}: completed -->",
+        f'<meta property="og:image" content="{base}/og-image">',
+        '<meta property="og:image:width" content="1200">',
+        '<meta property="og:image:height" content="630">',
+        '<meta property="og:image:type" content="image/webp">',
+        '<meta property="og:image:alt" content="Sunset &amp; palms">',
+        '<meta name="twitter:card" content="summary_large_image">',
+        f'<meta name="twitter:image" content="{base}/x-large-card">',
+        '<meta name="twitter:image:alt" content="Sunset &amp; palms">',
+    ]
+    for url in (f"{base}/og-image", f"{base}/x-large-card"):
+        served = pyvips.Image.new_from_buffer(api.get(url).content, "")
+        assert (served.width, served.height) == ((1200, 630) if url.endswith("og-image") else (1200, 600))

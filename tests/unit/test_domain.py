@@ -171,6 +171,17 @@ def test_public_events_carry_the_original_products_payloads(kind):
     family = domain.public_events(state, completed(square))[0]
     assert family.type == "IMAGE_FAMILY_COMPLETED" and family.public_url == "http://x/square"
     assert family.derivative_urls == {"square-d": "http://x/square-d"}
+    # version 2: every image with its size and type, for the meta tags of a page
+    assert family.images["square-d"] == m.ImageRef(url="http://x/square-d", width=8, height=8,
+                                                   content_type="image/webp")  # fmt: skip
+    assert family.images["square"].url == "http://x/square" and family.version == 2
+    v1 = json.loads(m.encode(family))
+    v1["version"] = 1
+    del v1["images"]
+    assert m.decode_domain_event(json.dumps(v1)).images == {  # type: ignore[attr-defined]
+        "square": m.ImageRef(url="http://x/square"),
+        "square-d": m.ImageRef(url="http://x/square-d"),
+    }
     last = completed(landscape) if kind == "completed" else failed(landscape)
     state, out = run(state, last)
     (public,) = domain.public_events(state, out[0])

@@ -1,0 +1,132 @@
+"""An SEO service fed by imagegen's public domain events: how another service integrates.
+
+It follows `imagegen.domain-events` (the public contract, docs/asyncapi.json) in its own consumer
+group and keeps, per variation, the images a page's social cards need: `og:image` (1.91:1, 1200x630)
+and `twitter:image` (2:1 for a large card), with their sizes and types. It prints the `<meta>` tags for
+a variation once its images are there.
+
+    python examples/seo_consumer.py hero-sunset-beach                 # wait, print the tags, exit
+    python examples/seo_consumer.py hero-sunset-beach --alt "Sunset"  # with alt text
+    KAFKA_BOOTSTRAP_SERVERS=host:9092 python examples/seo_consumer.py my-banner
+
+Delivery is at-least-once: applying an event twice changes nothing (the state is keyed by image
+name). A message it cannot read is logged and skipped; it never stops the consumer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import html
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer
+
+from streams import messages as m
+
+log = logging.getLogger("seo")
+TOPIC = "imagegen.domain-events"
+# the derivative each tag prefers, best first (imagegen's default family table, ../shared/FAMILIES.md)
+OG_IMAGE = ("og-image", "facebook-link", "linkedin-share", "banner", "og-square")
+TWITTER_LARGE = ("x-large-card", "og-image", "facebook-link", "banner")
+TWITTER_SQUARE = ("twitter-card", "og-square", "profile")
+
+
+@dataclass
+class Page:
+    """What the SEO service knows of one variation."""
+
+    images: dict[str, m.ImageRef] = field(default_factory=dict)
+    status: str = "generating"
+
+    def first(self, names: tuple[str, ...]) -> tuple[str, m.ImageRef] | None:
+        return next(((n, self.images[n]) for n in names if n in self.images), None)
+
+
+class SeoIndex:
+    def __init__(self) -> None:
+        self.pages: dict[uuid.UUID, Page] = {}
+
+    def apply(self, event: m.DomainEvent) -> None:
+        page = self.pages.setdefault(event.variation_id, Page())
+        match event:
+            case m.ImageVariationStarted():
+                page.status = "generating"  # a regenerate keeps the URLs: the files are replaced in place
+            case m.ImageFamilyCompleted() as e:
+                page.images.update(e.images)
+            case m.ImageVariationCompleted():
+                page.status = "completed"
+            case m.ImageVariationPartial():
+                page.status = "partial"
+            case m.ImageVariationFailed():
+                page.status = "failed"
+
+    def meta_tags(self, variation_id: uuid.UUID, alt: str = "") -> list[str]:
+        page = self.pages.get(variation_id)
+        if page is None:
+            return []
+        tags: list[tuple[str, str, str]] = []
+        if og := page.first(OG_IMAGE):
+            tags += _image_tags("property", "og:image", og[1])
+            if alt:
+                tags.append(("property", "og:image:alt", alt))
+        if large := page.first(TWITTER_LARGE):
+            tags += [("name", "twitter:card", "summary_large_image"), ("name", "twitter:image", large[1].url)]
+        elif square := page.first(TWITTER_SQUARE):
+            tags += [("name", "twitter:card", "summary"), ("name", "twitter:image", square[1].url)]
+        if alt and (large or page.first(TWITTER_SQUARE)):
+            tags.append(("name", "twitter:image:alt", alt))
+        return [f'<meta {attr}="{name}" content="{html.escape(value)}">' for attr, name, value in tags]
+
+
+def _image_tags(attr: str, name: str, image: m.ImageRef) -> list[tuple[str, str, str]]:
+    tags = [(attr, name, image.url)]
+    if image.width and image.height:
+        tags += [(attr, f"{name}:width", str(image.width)), (attr, f"{name}:height", str(image.height))]
+    if image.content_type:
+        tags.append((attr, f"{name}:type", image.content_type))
+    return tags
+
+
+async def follow(servers: str, index: SeoIndex, until: uuid.UUID | None = None, group: str = "seo-example") -> None:
+    """Apply every domain event to `index`; with `until`, return once that variation is done."""
+    consumer = AIOKafkaConsumer(
+        TOPIC, bootstrap_servers=servers, group_id=group, auto_offset_reset="earliest", enable_auto_commit=True
+    )
+    await consumer.start()
+    try:
+        async for record in consumer:
+            try:
+                event = m.decode_domain_event(record.value)
+            except m.UndecodableMessage as exc:
+                log.warning("skipping %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc)
+                continue
+            index.apply(event)
+            page = index.pages.get(until) if until else None
+            if page is not None and page.status in ("completed", "partial", "failed"):
+                return
+    finally:
+        await consumer.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("variation", help="the variation's name")
+    parser.add_argument("--alt", default="", help="alt text for the images")
+    parser.add_argument("--group", default="seo-example", help="the consumer group")
+    parser.add_argument("--timeout", type=float, default=600.0)
+    args = parser.parse_args()
+    servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    index = SeoIndex()
+    variation = m.variation_id(args.variation)  # ids are uuid5 of the name, in imagegen's namespace
+    asyncio.run(asyncio.wait_for(follow(servers, index, until=variation, group=args.group), args.timeout))
+    print(f"<!-- {args.variation}: {index.pages[variation].status} -->")
+    print("\n".join(index.meta_tags(variation, args.alt)))
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    main()
