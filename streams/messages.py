@@ -39,7 +39,7 @@ def utcnow() -> datetime:
 class Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    version: int = 1
+    version: Literal[1] = 1  # a new shape is a new version (see upcast)
 
     @property
     def message_id(self) -> uuid.UUID:
@@ -204,7 +204,7 @@ class FamilyCompleted(Event):
     master's subject; version 1 events are upcast on reading (`_family_completed_v1`)."""
 
     type: Literal["FamilyCompleted"] = "FamilyCompleted"
-    version: int = 2
+    version: Literal[2] = 2  # type: ignore[assignment]
     job_id: uuid.UUID
     family: str
     round: int
@@ -285,7 +285,7 @@ class DomainEvent(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
     id: uuid.UUID
-    version: int = 1
+    version: Literal[1] = 1  # a new shape is a new version (see upcast)
     time: datetime
     correlation_id: uuid.UUID
     variation_id: uuid.UUID
@@ -316,7 +316,7 @@ class ImageFamilyCompleted(DomainEvent):
     sizes and content types."""
 
     type: Literal["IMAGE_FAMILY_COMPLETED"] = "IMAGE_FAMILY_COMPLETED"
-    version: int = 2
+    version: Literal[2] = 2  # type: ignore[assignment]
     family_name: str
     public_url: str
     derivative_urls: dict[str, str]
@@ -452,24 +452,35 @@ def _validate(adapter: TypeAdapter[Any], data: dict[str, Any]) -> Any:
         raise UndecodableMessage(f"{data.get('type')}: {where}: {first['msg']}") from None
 
 
+def _decode(adapter: TypeAdapter[Any], raw: bytes | str | None) -> Any:
+    # The fast path parses and validates in one pass (pydantic-core); a message it refuses, an old
+    # version included (each type's version is a Literal), takes the slow path: upcast, or say why.
+    if raw is not None:
+        try:
+            return adapter.validate_json(raw)
+        except ValueError:  # pydantic's ValidationError included
+            pass
+    return _validate(adapter, _load(raw))
+
+
 def decode_command(raw: bytes | str | None) -> Command:
-    return _validate(_commands, _load(raw))  # type: ignore[no-any-return]
+    return _decode(_commands, raw)  # type: ignore[no-any-return]
 
 
 def decode_event(raw: bytes | str | None) -> Event:
-    return _validate(_events, _load(raw))  # type: ignore[no-any-return]
+    return _decode(_events, raw)  # type: ignore[no-any-return]
 
 
 def decode_work(raw: bytes | str | None) -> GenerateFamily:
-    return _validate(_work, _load(raw))  # type: ignore[no-any-return]
+    return _decode(_work, raw)  # type: ignore[no-any-return]
 
 
 def decode_heartbeat(raw: bytes | str | None) -> WorkerHeartbeat:
-    return _validate(_heartbeat, _load(raw))  # type: ignore[no-any-return]
+    return _decode(_heartbeat, raw)  # type: ignore[no-any-return]
 
 
 def decode_domain_event(raw: bytes | str | None) -> DomainEvent:
-    return _validate(_domain, _load(raw))  # type: ignore[no-any-return]
+    return _decode(_domain, raw)  # type: ignore[no-any-return]
 
 
 def decode_any(raw: bytes | str | None) -> Message:
