@@ -1,124 +1,211 @@
-"""One small function per event type: the read model's raw SQL. Each is safe to apply once per
-event id; the projector drops events already applied."""
+"""The read model's raw SQL: one small function per event type, each one statement (or two) over a
+whole batch of events staged in the temporary table `staged` (seq, event_id, type, variation_id, e).
+
+Statements run in the order of a variation's life (requested, rejected, regenerated, started,
+finished, concluded). `phases` cuts a batch wherever that order would reorder one variation's events,
+so a batch gives the rows one-at-a-time application would give. Within a phase, duplicates keep the
+event that would have won: the first start and the first outcome of a family's round, the last
+regeneration and conclusion of a variation.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from psycopg import AsyncCursor
-from psycopg.types.json import Jsonb
 
 from streams import messages as m
 
-Handler = Callable[[AsyncCursor[Any], Any], Awaitable[None]]
+Handler = Callable[[AsyncCursor[Any]], Awaitable[None]]
+
+# Each statement reads a payload's fields many times: kept inline and uncompressed (toast_tuple_target,
+# storage external), a field costs a lookup rather than decompressing the whole payload each time.
+STAGE = (
+    """create temporary table if not exists staged (
+           seq          integer primary key,
+           event_id     uuid not null,
+           type         text not null,
+           variation_id uuid not null,
+           e            jsonb not null
+       ) with (toast_tuple_target = 8160) on commit delete rows""",
+    "alter table staged alter column e set storage external",
+)
+
+PHASES: dict[type[m.Event], int] = {
+    m.VariationRequested: 0,
+    m.VariationRejected: 0,
+    m.RegenerationRequested: 1,
+    m.FamilyStarted: 2,
+    m.FamilyCompleted: 3,
+    m.FamilyFailed: 3,
+    m.VariationCompleted: 4,
+    m.VariationPartial: 4,
+    m.VariationFailed: 4,
+}
 
 
-async def variation_requested(cur: AsyncCursor[Any], e: m.VariationRequested) -> None:
-    g = e.generation
+def phases(events: Iterable[m.Event]) -> list[list[m.Event]]:
+    """`events` cut into batches in which no variation goes back to an earlier phase of its life."""
+    batches: list[list[m.Event]] = [[]]
+    reached: dict[Any, int] = {}
+    for event in events:
+        phase = PHASES[type(event)]
+        if phase < reached.get(event.variation_id, -1):
+            batches.append([])
+            reached = {}
+        reached[event.variation_id] = phase
+        batches[-1].append(event)
+    return [b for b in batches if b]
+
+
+async def variation_requested(cur: AsyncCursor[Any]) -> None:
     await cur.execute(
         """insert into variations (id, command_id, name, category, status, prompt, negative_prompt, seed, model,
                steps, guidance, priority, families, round, requested_at, updated_at, focal_point, focal_points)
-           values (%s, %s, %s, %s, 'generating', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-           on conflict (id) do nothing""",
-        (e.variation_id, e.command_id, e.name, e.category, g.prompt, g.negative_prompt, g.seed, g.model, g.steps,
-         g.guidance, e.priority, list(e.families), e.round, e.occurred_at, e.occurred_at,
-         Jsonb(e.focal_point.model_dump()) if e.focal_point else None,
-         Jsonb({f: p.model_dump() for f, p in e.focal_points.items()})),
-    )  # fmt: skip
-    await cur.executemany(
-        """insert into families (variation_id, family, status, round) values (%s, %s, 'queued', %s)
-           on conflict do nothing""",
-        [(e.variation_id, f, e.round) for f in e.families],
+           select variation_id, (e->>'command_id')::uuid, e->>'name', e->>'category', 'generating',
+               e->'generation'->>'prompt', e->'generation'->>'negative_prompt', (e->'generation'->>'seed')::bigint,
+               e->'generation'->>'model', (e->'generation'->>'steps')::integer,
+               (e->'generation'->>'guidance')::double precision, e->>'priority',
+               array(select jsonb_array_elements_text(e->'families')), (e->>'round')::integer,
+               (e->>'occurred_at')::timestamptz, (e->>'occurred_at')::timestamptz,
+               nullif(e->'focal_point', 'null'::jsonb), coalesce(e->'focal_points', '{}'::jsonb)
+           from staged where type = 'VariationRequested' order by seq
+           on conflict (id) do nothing"""
+    )
+    await cur.execute(
+        """insert into families (variation_id, family, status, round)
+           select variation_id, family, 'queued', (e->>'round')::integer
+           from staged, jsonb_array_elements_text(e->'families') as family
+           where type = 'VariationRequested' order by seq
+           on conflict do nothing"""
     )
 
 
-async def variation_rejected(cur: AsyncCursor[Any], e: m.VariationRejected) -> None:
+async def variation_rejected(cur: AsyncCursor[Any]) -> None:
     await cur.execute(
         """insert into rejections (event_id, command_id, variation_id, name, reason, occurred_at)
-           values (%s, %s, %s, %s, %s, %s) on conflict do nothing""",
-        (e.event_id, e.command_id, e.variation_id, e.name, e.reason, e.occurred_at),
+           select event_id, (e->>'command_id')::uuid, variation_id, e->>'name', e->>'reason',
+               (e->>'occurred_at')::timestamptz
+           from staged where type = 'VariationRejected' on conflict do nothing"""
     )
 
 
-async def regeneration_requested(cur: AsyncCursor[Any], e: m.RegenerationRequested) -> None:
+_LAST_REGENERATION = """with r as (
+    select distinct on (variation_id) variation_id, (e->>'round')::integer as round,
+        (e->>'occurred_at')::timestamptz as at
+    from staged where type = 'RegenerationRequested' order by variation_id, seq desc)"""
+
+
+async def regeneration_requested(cur: AsyncCursor[Any]) -> None:
     await cur.execute(
-        """update variations set round = %s, status = 'generating', error = null, completed_at = null,
-               updated_at = %s where id = %s and round < %s""",
-        (e.round, e.occurred_at, e.variation_id, e.round),
+        _LAST_REGENERATION
+        + """ update variations v set round = r.round, status = 'generating', error = null, completed_at = null,
+                  updated_at = r.at
+              from r where v.id = r.variation_id and v.round < r.round"""
     )
     await cur.execute(
-        """update families set round = %s, status = 'queued', error = null, error_kind = null,
-               retryable = null, started_at = null, completed_at = null
-           where variation_id = %s and round < %s""",
-        (e.round, e.variation_id, e.round),
-    )
-
-
-async def family_started(cur: AsyncCursor[Any], e: m.FamilyStarted) -> None:
-    await cur.execute(
-        """update families set status = 'generating', attempts = attempts + 1, worker = %s, started_at = %s
-           where variation_id = %s and family = %s and round = %s and status = 'queued'""",
-        (e.worker, e.occurred_at, e.variation_id, e.family, e.round),
-    )
-
-
-async def family_completed(cur: AsyncCursor[Any], e: m.FamilyCompleted) -> None:
-    await cur.execute(
-        """update families set status = 'completed', error = null, error_kind = null, retryable = null,
-               master_key = %s, master_url = %s, width = %s, height = %s, bytes = %s, model = %s,
-               seed = %s, duration_s = %s, completed_at = %s, scheduler = %s, weights = %s, warnings = %s,
-               subject_left = %s, subject_top = %s, subject_width = %s, subject_height = %s, subject_reason = %s
-           where variation_id = %s and family = %s and round = %s and status in ('queued', 'generating')""",
-        (e.master.key, e.master.url, e.master.width, e.master.height, e.master.bytes, e.model, e.seed,
-         e.duration_s, e.occurred_at, e.scheduler or None, e.weights or None, list(e.warnings),
-         *(e.subject or (None, None, None, None)), e.subject_reason, e.variation_id, e.family, e.round),
-    )  # fmt: skip
-    if cur.rowcount == 0:
-        return  # an outcome of an earlier round, or not the first of this one: the first wins
-    await cur.execute("delete from derivatives where variation_id = %s and family = %s", (e.variation_id, e.family))
-    await cur.executemany(
-        """insert into derivatives (variation_id, family, name, storage_key, public_url, width, height,
-               bytes, content_type, crop_left, crop_top, crop_width, crop_height, crop_reason, crop_clear, scale)
-           values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-        [
-            (e.variation_id, e.family, d.name, d.key, d.url, d.width, d.height, d.bytes, d.content_type,
-             *(d.crop or (None, None, None, None)), d.crop_reason, d.crop_clear, d.scale)
-            for d in e.derivatives
-        ],
-    )  # fmt: skip
-
-
-async def family_failed(cur: AsyncCursor[Any], e: m.FamilyFailed) -> None:
-    await cur.execute(
-        """update families set status = 'failed', error = %s, error_kind = %s, retryable = %s, completed_at = %s
-           where variation_id = %s and family = %s and round = %s and status in ('queued', 'generating')""",
-        (e.message, e.error_kind, e.retryable, e.occurred_at, e.variation_id, e.family, e.round),
+        _LAST_REGENERATION
+        + """ update families f set round = r.round, status = 'queued', error = null, error_kind = null,
+                  retryable = null, started_at = null, completed_at = null
+              from r where f.variation_id = r.variation_id and f.round < r.round"""
     )
 
 
-def _concluded(status: str) -> Handler:
-    async def handler(cur: AsyncCursor[Any], e: Any) -> None:
-        error = getattr(e, "error_message", None) or (
-            "; ".join(f"{f}: {msg}" for f, msg in e.failed.items()) if hasattr(e, "failed") else None
-        )
-        await cur.execute(
-            """update variations set status = %s, error = %s, completed_at = %s, updated_at = %s
-               where id = %s and round = %s""",
-            (status, error, e.occurred_at, e.occurred_at, e.variation_id, e.round),
-        )
+async def family_started(cur: AsyncCursor[Any]) -> None:
+    await cur.execute(
+        """with s as (
+               select distinct on (variation_id, e->>'family', (e->>'round')::integer)
+                   variation_id, e->>'family' as family, (e->>'round')::integer as round, e->>'worker' as worker,
+                   (e->>'occurred_at')::timestamptz as at
+               from staged where type = 'FamilyStarted'
+               order by variation_id, e->>'family', (e->>'round')::integer, seq)
+           update families f set status = 'generating', attempts = attempts + 1, worker = s.worker, started_at = s.at
+           from s where f.variation_id = s.variation_id and f.family = s.family and f.round = s.round
+               and f.status = 'queued'"""
+    )
 
-    return handler
+
+# The first outcome (completed or failed) of each family's round; an earlier batch's outcome, or
+# one of an older round, leaves the row alone.
+_FIRST_OUTCOMES = """with o as (
+    select distinct on (variation_id, e->>'family', (e->>'round')::integer)
+        event_id, type, variation_id, e->>'family' as family, (e->>'round')::integer as round, e
+    from staged where type in ('FamilyCompleted', 'FamilyFailed')
+    order by variation_id, e->>'family', (e->>'round')::integer, seq)"""
 
 
-HANDLERS: dict[type[m.Event], Handler] = {
-    m.VariationRequested: variation_requested,
-    m.VariationRejected: variation_rejected,
-    m.RegenerationRequested: regeneration_requested,
-    m.FamilyStarted: family_started,
-    m.FamilyCompleted: family_completed,
-    m.FamilyFailed: family_failed,
-    m.VariationCompleted: _concluded("completed"),
-    m.VariationPartial: _concluded("partial"),
-    m.VariationFailed: _concluded("failed"),
-}
+async def family_completed(cur: AsyncCursor[Any]) -> None:
+    await cur.execute(
+        _FIRST_OUTCOMES
+        + """ update families f set status = 'completed', error = null, error_kind = null, retryable = null,
+                  master_key = o.e->'master'->>'key', master_url = o.e->'master'->>'url',
+                  width = (o.e->'master'->>'width')::integer, height = (o.e->'master'->>'height')::integer,
+                  bytes = (o.e->'master'->>'bytes')::integer, model = o.e->>'model',
+                  seed = (o.e->>'seed')::bigint, duration_s = (o.e->>'duration_s')::double precision,
+                  completed_at = (o.e->>'occurred_at')::timestamptz, scheduler = nullif(o.e->>'scheduler', ''),
+                  weights = nullif(o.e->>'weights', ''),
+                  warnings = array(select jsonb_array_elements_text(o.e->'warnings')),
+                  subject_left = (o.e->'subject'->>0)::integer, subject_top = (o.e->'subject'->>1)::integer,
+                  subject_width = (o.e->'subject'->>2)::integer, subject_height = (o.e->'subject'->>3)::integer,
+                  subject_reason = o.e->>'subject_reason', completed_event = o.event_id
+              from o where o.type = 'FamilyCompleted' and f.variation_id = o.variation_id and f.family = o.family
+                  and f.round = o.round and f.status in ('queued', 'generating')"""
+    )
+    # the derivatives of the outcomes that won just now replace the family's earlier ones
+    await cur.execute(
+        """delete from derivatives d using staged s, families f
+           where s.type = 'FamilyCompleted' and f.completed_event = s.event_id
+               and d.variation_id = f.variation_id and d.family = f.family"""
+    )
+    await cur.execute(
+        """insert into derivatives (variation_id, family, name, storage_key, public_url, width, height, bytes,
+               content_type, crop_left, crop_top, crop_width, crop_height, crop_reason, crop_clear, scale)
+           select f.variation_id, f.family, d->>'name', d->>'key', d->>'url', (d->>'width')::integer,
+               (d->>'height')::integer, (d->>'bytes')::integer, d->>'content_type', (d->'crop'->>0)::integer,
+               (d->'crop'->>1)::integer, (d->'crop'->>2)::integer, (d->'crop'->>3)::integer, d->>'crop_reason',
+               (d->>'crop_clear')::boolean, (d->>'scale')::double precision
+           from staged s join families f on f.completed_event = s.event_id, jsonb_array_elements(s.e->'derivatives') d
+           where s.type = 'FamilyCompleted'"""
+    )
+
+
+async def family_failed(cur: AsyncCursor[Any]) -> None:
+    await cur.execute(
+        _FIRST_OUTCOMES
+        + """ update families f set status = 'failed', error = o.e->>'message', error_kind = o.e->>'error_kind',
+                  retryable = (o.e->>'retryable')::boolean, completed_at = (o.e->>'occurred_at')::timestamptz
+              from o where o.type = 'FamilyFailed' and f.variation_id = o.variation_id and f.family = o.family
+                  and f.round = o.round and f.status in ('queued', 'generating')"""
+    )
+
+
+async def concluded(cur: AsyncCursor[Any]) -> None:
+    await cur.execute(
+        """with c as (
+               select distinct on (variation_id, (e->>'round')::integer)
+                   variation_id, (e->>'round')::integer as round, (e->>'occurred_at')::timestamptz as at,
+                   case type when 'VariationCompleted' then 'completed' when 'VariationPartial' then 'partial'
+                       else 'failed' end as status,
+                   coalesce(e->>'error_message', (select string_agg(key || ': ' || value, '; ' order by key)
+                                                  from jsonb_each_text(e->'failed'))) as error
+               from staged where type in ('VariationCompleted', 'VariationPartial', 'VariationFailed')
+               order by variation_id, (e->>'round')::integer, seq desc)
+           update variations v set status = c.status, error = c.error, completed_at = c.at, updated_at = c.at
+           from c where v.id = c.variation_id and v.round = c.round"""
+    )
+
+
+# In the order of a variation's life, each with the event types it applies: it runs when they are staged.
+HANDLERS: tuple[tuple[frozenset[str], Handler], ...] = tuple(
+    (frozenset(types), handler)
+    for types, handler in (
+        (("VariationRequested",), variation_requested),
+        (("VariationRejected",), variation_rejected),
+        (("RegenerationRequested",), regeneration_requested),
+        (("FamilyStarted",), family_started),
+        (("FamilyCompleted",), family_completed),
+        (("FamilyFailed",), family_failed),
+        (("VariationCompleted", "VariationPartial", "VariationFailed"), concluded),
+    )
+)

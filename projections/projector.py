@@ -11,12 +11,43 @@ from collections.abc import Awaitable, Callable
 import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
-from projections import migrations
-from projections.handlers import HANDLERS
+from projections import handlers, migrations
 from streams import messages as m
 from streams import topics
 
 log = logging.getLogger(__name__)
+
+
+async def _apply(conn: psycopg.AsyncConnection, events: list[m.Event]) -> int:
+    """Stage `events` and apply them with one statement per event type (projections/handlers.py);
+    events already applied (by id) are dropped first. Returns how many were new."""
+    applied = 0
+    async with conn.cursor() as cur:
+        for statement in handlers.STAGE:
+            await cur.execute(statement)
+        for part in handlers.phases(events):
+            async with cur.copy("copy staged (seq, event_id, type, variation_id, e) from stdin") as copy:
+                for seq, event in enumerate(part):
+                    await copy.write_row((seq, event.event_id, event.type, event.variation_id, event.model_dump_json()))  # type: ignore[attr-defined]
+            await cur.execute("analyze staged")  # a temporary table has no statistics: without them, plans scan
+            await cur.execute("delete from staged s using applied_events a where a.event_id = s.event_id")
+            await cur.execute("delete from staged s using staged t where t.event_id = s.event_id and t.seq < s.seq")
+            await cur.execute("insert into applied_events (event_id) select event_id from staged")
+            applied += cur.rowcount
+            staged = {type(event).__name__ for event in part}
+            for types, handler in handlers.HANDLERS:
+                if types & staged:
+                    await handler(cur)
+            await cur.execute("delete from staged")
+    return applied
+
+
+async def _advance(conn: psycopg.AsyncConnection, last: ConsumerRecord) -> None:
+    await conn.execute(
+        """insert into projection_positions (topic, partition, next_offset) values (%s, %s, %s)
+           on conflict (topic, partition) do update set next_offset = excluded.next_offset""",
+        (last.topic, last.partition, last.offset + 1),
+    )
 
 
 class Projector:
@@ -50,27 +81,23 @@ class Projector:
         dead_letter: Callable[[ConsumerRecord, str], Awaitable[None]],
     ) -> None:
         """One transaction for a batch of one partition: the rows, then the position after `last`.
-        An event the read model refuses (a constraint) is dead-lettered, not retried forever."""
-        async with conn.transaction(), conn.cursor() as cur:
+        An event the read model refuses (a constraint) is dead-lettered, not retried forever: the
+        batch is then applied again one event at a time to find it."""
+        try:
+            async with conn.transaction():
+                self.applied += await _apply(conn, [event for _, event in batch])
+                await _advance(conn, last)
+            return
+        except (psycopg.errors.IntegrityError, psycopg.errors.DataError):
+            log.warning("a batch of %d events was refused; applying them one by one", len(batch))
+        async with conn.transaction():
             for record, event in batch:
                 try:
                     async with conn.transaction():  # a savepoint: a refused event undoes only itself
-                        await cur.execute(
-                            "insert into applied_events (event_id) values (%s) on conflict do nothing",
-                            (event.event_id,),
-                        )
-                        if cur.rowcount == 0:
-                            continue  # a redelivered event
-                        await HANDLERS[type(event)](cur, event)
+                        self.applied += await _apply(conn, [event])
                 except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
                     await dead_letter(record, f"{type(event).__name__}: read model refused it: {exc}")
-                    continue
-                self.applied += 1
-            await cur.execute(
-                """insert into projection_positions (topic, partition, next_offset) values (%s, %s, %s)
-                   on conflict (topic, partition) do update set next_offset = excluded.next_offset""",
-                (last.topic, last.partition, last.offset + 1),
-            )
+            await _advance(conn, last)
 
     async def _dead_letter(self, producer: AIOKafkaProducer, record: ConsumerRecord, reason: str) -> None:
         log.warning("dead-lettering %s[%s]@%s: %s", record.topic, record.partition, record.offset, reason)
