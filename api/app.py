@@ -19,20 +19,20 @@ from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from api.images import image_response
 from api.schemas import CreateVariationBody
 from imagegen.config import Settings, family_table
 from imagegen.config import settings as default_settings
-from imagegen.storage import FileStorage, KeyOutsideStorage
+from imagegen.storage import StorageUnavailable, open_storage
 from inference import models
 from projections import views
 from streams import contract, topics
 from streams import messages as m
 
 log = logging.getLogger(__name__)
-CONTENT_TYPES = {"webp": "image/webp", "avif": "image/avif", "jpg": "image/jpeg", "png": "image/png"}
 
 
 class Problem(Exception):
@@ -203,15 +203,11 @@ async def serve_image(request: Request) -> Response:
     variation, name = request.path_params["variation"], request.path_params["name"]
     async with request.app.state.pool.connection() as conn:
         key = await views.image_key(conn, variation, name)
-    storage: FileStorage = request.app.state.storage
-    try:
-        path = storage.path(key) if key else None
-    except KeyOutsideStorage:
-        path = None
-    if path is None or not path.is_file():
+    state = request.app.state
+    response = await image_response(request, state.storage, key, state.settings) if key else None
+    if response is None:
         raise Problem(404, f"no image {name!r} in variation {variation!r}")
-    media_type = CONTENT_TYPES.get(path.suffix.lstrip("."), "application/octet-stream")
-    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "public, max-age=300"})
+    return response
 
 
 async def asyncapi(request: Request) -> Response:
@@ -264,6 +260,11 @@ async def _unavailable_handler(request: Request, exc: Exception) -> Response:
     return problem(503, "the read model is unavailable, retry later", **{"Retry-After": "5"})
 
 
+async def _storage_handler(request: Request, exc: Exception) -> Response:
+    log.warning("storage unavailable: %s", exc)
+    return problem(503, "image storage is unavailable, retry later", **{"Retry-After": "5"})
+
+
 async def _error_handler(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem(500, "internal error")
@@ -300,9 +301,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.settings = settings
-        app.state.storage = FileStorage(settings.storage_path)
+        app.state.storage = open_storage(settings)
+        await app.state.storage.open()  # S3: one client for the api's life, the bucket checked now
         app.state.pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=8, open=False)
-        await app.state.pool.open(wait=True, timeout=30)
+        try:
+            await app.state.pool.open(wait=True, timeout=30)
+        except BaseException:
+            await app.state.storage.close()
+            raise
         app.state.producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             enable_idempotence=not settings.kafka_test_broker,
@@ -315,6 +321,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await app.state.producer.stop()
             await app.state.pool.close()
+            await app.state.storage.close()
 
     return Starlette(
         routes=routes,
@@ -324,6 +331,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             HTTPException: _http_handler,
             psycopg.OperationalError: _unavailable_handler,
             PoolTimeout: _unavailable_handler,
+            StorageUnavailable: _storage_handler,
             Exception: _error_handler,
         },
     )

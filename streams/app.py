@@ -12,7 +12,7 @@ from typing import Any
 import faust
 
 from imagegen.config import Settings
-from imagegen.storage import FileStorage
+from imagegen.storage import StorageError, open_storage
 from streams import domain, topics
 from streams import messages as m
 from streams.families import FamilyTable
@@ -107,7 +107,21 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
             if new is not None and new != state:
                 variations[key] = new.model_dump_json().encode()
 
-    jobs = FamilyJobs(settings, table, FileStorage(settings.storage_path))
+    storage = open_storage(settings)
+    jobs = FamilyJobs(settings, table, storage)
+
+    @app.task
+    async def open_storage_at_start() -> None:
+        """Make the S3 client and check the bucket now, so that a bad setting shows in the log at start;
+        a storage the first job finds closed is opened then."""
+        try:
+            await storage.open()
+        except StorageError as exc:
+            log.error("image storage does not answer: %s", exc)
+
+    @app.on_before_shutdown.connect
+    async def close_storage(app: faust.App, **kwargs: Any) -> None:
+        await storage.close()  # after the consumer stopped: no job is storing
 
     @app.task
     async def load_default_model() -> None:

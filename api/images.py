@@ -1,0 +1,89 @@
+"""An image from storage as an HTTP response. From a folder: ETag, Last-Modified, Cache-Control, Range
+(206, 416) and conditional requests (304). From S3: streamed with S3's own answers to those headers, or
+a redirect to a presigned URL (IMAGE_SERVING). A key outside storage is no image (None: a 404)."""
+
+from __future__ import annotations
+
+import email.utils
+import stat
+from datetime import datetime
+
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+
+from imagegen.config import Settings
+from imagegen.storage import FileStorage, KeyOutsideStorage, S3Storage, Storage
+
+CONTENT_TYPES = {"webp": "image/webp", "avif": "image/avif", "jpg": "image/jpeg", "png": "image/png"}
+
+
+async def image_response(request: Request, storage: Storage, key: str, settings: Settings) -> Response | None:
+    try:
+        if isinstance(storage, FileStorage):
+            return _from_folder(request, storage, key, settings.image_cache_control)
+        return await _from_s3(request, storage, key, settings)
+    except KeyOutsideStorage:
+        return None
+
+
+def _from_folder(request: Request, storage: FileStorage, key: str, cache_control: str) -> Response | None:
+    path = storage.path(key)  # symlinks resolved: one leading out of the root raises
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(found.st_mode):
+        return None
+    media_type = CONTENT_TYPES.get(path.suffix.lstrip("."), "application/octet-stream")
+    # FileResponse gives the ETag (of mtime and size), Last-Modified, Content-Length and answers Range
+    # and If-Range (206, 416); the conditional GET (304) is ours to add.
+    response = FileResponse(path, media_type=media_type, headers={"Cache-Control": cache_control}, stat_result=found)
+    if _not_modified(request.headers, response.headers["etag"], found.st_mtime):
+        kept = ("etag", "last-modified", "cache-control")
+        return Response(status_code=304, headers={k: response.headers[k] for k in kept})
+    return response
+
+
+def _not_modified(headers: Headers, etag: str, mtime: float) -> bool:
+    """RFC 9110 13.1.2-3: If-None-Match (weak comparison) decides when given; else If-Modified-Since."""
+    tags = headers.get("if-none-match")
+    if tags is not None:
+        return tags.strip() == "*" or etag in {t.strip().removeprefix("W/") for t in tags.split(",")}
+    since = _http_date(headers.get("if-modified-since"))
+    return since is not None and int(mtime) <= since.timestamp()
+
+
+def _http_date(value: str | None) -> datetime | None:
+    """An HTTP date; None for a missing or malformed one, which HTTP says to ignore."""
+    try:
+        return email.utils.parsedate_to_datetime(value) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+async def _from_s3(request: Request, storage: S3Storage, key: str, settings: Settings) -> Response | None:
+    if settings.image_serving == "redirect":
+        expires = settings.image_redirect_expires_s
+        url = await storage.presigned_url(key, expires, request.method)
+        # Browsers may reuse the redirect, never past the URL's life; shared caches may not.
+        return RedirectResponse(url, status_code=307, headers={"Cache-Control": f"private, max-age={expires // 2}"})
+    h = request.headers
+    # If-Range holds a strong ETag or a date; anything else (a weak ETag, a bad date) matches nothing,
+    # and then the whole image is sent.
+    if_range = h.get("if-range")
+    held = if_range if if_range is None or if_range.startswith('"') else _http_date(if_range)
+    fetched = await storage.fetch(
+        key,
+        head=request.method == "HEAD",
+        range=h.get("range") if held is not None or if_range is None else None,
+        if_range=held,
+        if_none_match=h.get("if-none-match"),
+        if_modified_since=_http_date(h.get("if-modified-since")),
+    )
+    if fetched is None:
+        return None
+    headers = {**fetched.headers, "cache-control": settings.image_cache_control, "accept-ranges": "bytes"}
+    if fetched.body is None:  # HEAD, 304, 416
+        return Response(status_code=fetched.status, headers=headers)
+    return StreamingResponse(fetched.body, status_code=fetched.status, headers=headers)
