@@ -101,7 +101,7 @@ async def family_failed(cur: AsyncCursor[Any], e: m.FamilyFailed) -> None:
 def _concluded(status: str) -> Handler:
     async def handler(cur: AsyncCursor[Any], e: Any) -> None:
         error = getattr(e, "error_message", None) or (
-            "; ".join(f"{f}: {msg}" for f, msg in e.failed.items()) if hasattr(e, "failed") else None
+            "; ".join(f"{f}: {msg}" for f, msg in sorted(e.failed.items())) if hasattr(e, "failed") else None
         )
         await cur.execute(
             """update variations set status = %s, error = %s, completed_at = %s, updated_at = %s

@@ -2,7 +2,7 @@
 whole batch of events staged in the temporary table `staged` (seq, event_id, type, variation_id, e).
 
 Statements run in the order of a variation's life (requested, rejected, regenerated, started,
-finished, concluded). `phases` cuts a batch wherever that order would reorder one variation's events,
+finished, concluded). `phases` cuts a batch wherever that order would reorder the events of one row,
 so a batch gives the rows one-at-a-time application would give. Within a phase, duplicates keep the
 event that would have won: the first start and the first outcome of a family's round, the last
 regeneration and conclusion of a variation.
@@ -46,15 +46,30 @@ PHASES: dict[type[m.Event], int] = {
 
 
 def phases(events: Iterable[m.Event]) -> list[list[m.Event]]:
-    """`events` cut into batches in which no variation goes back to an earlier phase of its life."""
+    """`events` cut into batches in which no row goes back to an earlier phase of its life.
+
+    A variation's row and each of its families' rows keep their own phase: families drawn one after
+    another (one started, then finished, then the next started) stay in one batch. A request or a
+    regeneration touches the variation's row and all its families' rows.
+    """
     batches: list[list[m.Event]] = [[]]
-    reached: dict[Any, int] = {}
+    reached: dict[tuple[Any, str | None], int] = {}  # (variation, family or None for its own row) -> phase
+    families: dict[Any, set[str]] = {}
     for event in events:
         phase = PHASES[type(event)]
-        if phase < reached.get(event.variation_id, -1):
+        family = getattr(event, "family", None)
+        vid = event.variation_id
+        if isinstance(event, m.VariationRequested | m.RegenerationRequested):
+            touched = [(vid, None), *((vid, f) for f in families.get(vid, ()))]
+        else:
+            touched = [(vid, family)]
+        if any(reached.get(key, -1) > phase for key in touched):
             batches.append([])
-            reached = {}
-        reached[event.variation_id] = phase
+            reached, families = {}, {}
+        for key in touched:
+            reached[key] = phase
+        if family is not None:
+            families.setdefault(vid, set()).add(family)
         batches[-1].append(event)
     return [b for b in batches if b]
 
