@@ -51,7 +51,10 @@ async def _advance(conn: psycopg.AsyncConnection, last: ConsumerRecord) -> None:
 
 
 class Projector:
-    def __init__(self, bootstrap_servers: str, database_url: str, topic: str = topics.EVENTS) -> None:
+    def __init__(
+        self, bootstrap_servers: str, database_url: str, topic: str = topics.EVENTS, migrate: bool = True
+    ) -> None:
+        self.migrate = migrate  # off for a rebuild: its tables are made by projections/rebuild.py
         self.bootstrap_servers = bootstrap_servers
         self.database_url = database_url
         self.topic = topic
@@ -124,7 +127,7 @@ class Projector:
         )
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers)
         async with await psycopg.AsyncConnection.connect(self.database_url, autocommit=True) as conn:
-            applied = await migrations.apply(conn)
+            applied = await migrations.apply(conn) if self.migrate else []
             if applied:
                 log.info("applied migrations %s", applied)
             self.ready.set()
