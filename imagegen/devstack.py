@@ -496,20 +496,29 @@ class S3Server:
                     env=env,
                     start_new_session=True,
                 )
-            deadline = time.monotonic() + self._timeout
-            while self._proc.poll() is None and time.monotonic() < deadline:
-                if self._ready():
+            try:
+                if self._wait_ready(self._proc):
                     atexit.register(self.stop)
                     took = time.monotonic() - started
                     log.info("S3 server ready on %s (pid %d) in %.2fs", self.endpoint_url, self.pid, took)
                     return self
-                time.sleep(0.02)
+            except BaseException:  # interrupted while it starts: it must not outlive us (own session)
+                self.stop()
+                raise
             if self._proc.poll() is None:  # running but never ready: another port will not help
                 break
         self.stop()
         raise StartError(
             f"SeaweedFS did not become ready on {self.endpoint_url}; {self.log_path}:\n{_tail(self.log_path)}"
         )
+
+    def _wait_ready(self, proc: subprocess.Popen[bytes]) -> bool:
+        deadline = time.monotonic() + self._timeout
+        while proc.poll() is None and time.monotonic() < deadline:
+            if self._ready():
+                return True
+            time.sleep(0.02)
+        return False
 
     def stop(self, timeout: float = 5.0) -> None:
         atexit.unregister(self.stop)
