@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imagegen.config import Settings
-from imagegen.storage import FileStorage, derivative_key, master_key
+from imagegen.storage import Storage, derivative_key, master_key
 from inference.cutting import Cut, Encoding, cut_master
 from inference.framing import Subject
 from inference.generation import GenerationParams, batch_key, generate_batch
@@ -81,7 +81,7 @@ def public_url(settings: Settings, variation: str, name: str) -> str:
 
 
 class FamilyJobs:
-    def __init__(self, settings: Settings, table: FamilyTable, storage: FileStorage) -> None:
+    def __init__(self, settings: Settings, table: FamilyTable, storage: Storage) -> None:
         self.settings = settings
         self.table = table
         self.storage = storage
