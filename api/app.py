@@ -31,6 +31,7 @@ from inference import models
 from projections import views
 from streams import contract, topics
 from streams import messages as m
+from webhooks.routes import routes as webhook_routes
 
 log = logging.getLogger(__name__)
 
@@ -289,6 +290,7 @@ routes = [
             Route("/health", health, methods=["GET"]),
             Route("/models", list_models, methods=["GET"]),
             Route("/asyncapi.json", asyncapi, methods=["GET"]),
+            *webhook_routes,
             Route("/{variation}/{name}", serve_image, methods=["GET", "HEAD"]),
         ],
     )

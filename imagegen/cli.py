@@ -101,6 +101,18 @@ def cmd_projector(args: argparse.Namespace) -> None:
     asyncio.run(main())
 
 
+def cmd_webhooks(args: argparse.Namespace) -> None:
+    from webhooks.dispatcher import Dispatcher
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        await Dispatcher(settings()).run(stop)
+
+    asyncio.run(main())
+
+
 def submit(api_url: str, body: dict[str, object], timeout: float = 300.0) -> dict[str, object]:
     """POST a variation and wait until it is complete, partial or failed."""
     response = httpx.post(f"{api_url}/api/images/variations", json=body, timeout=30)
@@ -177,6 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("api", help="serve the HTTP API").set_defaults(func=cmd_api)
     sub.add_parser("worker", help="run the variations agent and family agents").set_defaults(func=cmd_worker)
     sub.add_parser("projector", help="project the event log into Postgres").set_defaults(func=cmd_projector)
+    sub.add_parser("webhooks", help="post the domain events to webhook subscribers").set_defaults(func=cmd_webhooks)
     sub.add_parser("topics", help="create the Kafka topics").set_defaults(func=cmd_topics)
     asyncapi = sub.add_parser("asyncapi", help="print the AsyncAPI 3 document of every topic")
     asyncapi.add_argument("--write", action="store_true", help="refresh docs/asyncapi.json (default family table)")

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     batch_window_s: float = Field(default=0.05, ge=0.0, le=10.0)
     # Workers announce themselves this often; one unseen for three intervals is taken for dead.
     heartbeat_interval_s: float = Field(default=5.0, gt=0, le=300)
+    # Webhooks (webhooks/dispatcher.py): a failed delivery is tried again after BACKOFF_S, then twice,
+    # four times… as long (at most BACKOFF_MAX_S, plus up to 25 % jitter), MAX_ATTEMPTS times in all.
+    webhook_max_attempts: int = Field(default=15, ge=1, le=100)
+    webhook_backoff_s: float = Field(default=1.0, gt=0, le=3600)
+    webhook_backoff_max_s: float = Field(default=3600.0, gt=0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=300)  # per attempt, connect to last byte
 
     @model_validator(mode="after")
     def _s3_has_a_bucket(self) -> Settings:

@@ -1,4 +1,4 @@
-"""The imagegen processes (api, worker, projector) started as children with a given environment,
+"""The imagegen processes (api, worker, projector, webhooks) started as children with a given environment,
 waited for, and stopped by their own process ids. Used by `imagegen dev` and the test fixtures."""
 
 from __future__ import annotations
@@ -47,10 +47,12 @@ class Services:
         subprocess.run([sys.executable, "-m", "imagegen.cli", "topics"], env=self.env, check=True)
         self.spawn("worker", "worker")
         self.spawn("projector", "projector")
+        self.spawn("webhooks", "webhooks")
         self.spawn("api", "api")
         self.wait_for_api(timeout)
         self.wait_for_log("worker", "Ready", timeout)
         self.wait_for_log("worker", "default model", timeout)  # loaded, or said why not
+        self.wait_for_log("webhooks", "webhook dispatcher ready", timeout)  # its tables exist
         return self
 
     def check(self) -> None:
