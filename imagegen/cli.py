@@ -101,6 +101,28 @@ def cmd_projector(args: argparse.Namespace) -> None:
     asyncio.run(main())
 
 
+def cmd_rebuild(args: argparse.Namespace) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from projections.rebuild import rebuild
+
+    s = settings()
+    with Progress(
+        TextColumn("rebuilding the read model"), BarColumn(), MofNCompleteColumn(), TextColumn("events"),
+        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+    ) as bar:  # fmt: skip
+        task = bar.add_task("replay", total=None, rate="")
+
+        def progress(reached: int, held: int, seconds: float) -> None:
+            bar.update(task, completed=reached, total=max(held, reached), rate=f"{reached / max(seconds, 1e-3):,.0f}/s")
+
+        done = asyncio.run(
+            rebuild(s.kafka_bootstrap_servers, s.database_url, progress=progress, keep_old=args.keep_old)
+        )
+    kept = f"; the replaced tables are in schema {done.old_schema}" if done.old_schema else ""
+    print(f"rebuilt from {done.events} events in {done.seconds:.1f} s and switched over{kept}")
+
+
 def cmd_webhooks(args: argparse.Namespace) -> None:
     from webhooks.dispatcher import Dispatcher
 
@@ -191,6 +213,13 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("projector", help="project the event log into Postgres").set_defaults(func=cmd_projector)
     sub.add_parser("webhooks", help="post the domain events to webhook subscribers").set_defaults(func=cmd_webhooks)
     sub.add_parser("topics", help="create the Kafka topics").set_defaults(func=cmd_topics)
+    projections = sub.add_parser("projections", help="manage the read model")
+    projections_sub = projections.add_subparsers(dest="action", required=True)
+    rebuild = projections_sub.add_parser(
+        "rebuild", help="replay the event log into fresh tables while the live ones serve, then switch over"
+    )
+    rebuild.add_argument("--keep-old", action="store_true", help="keep the replaced tables in a schema of their own")
+    rebuild.set_defaults(func=cmd_rebuild)
     asyncapi = sub.add_parser("asyncapi", help="print the AsyncAPI 3 document of every topic")
     asyncapi.add_argument("--write", action="store_true", help="refresh docs/asyncapi.json (default family table)")
     asyncapi.set_defaults(func=cmd_asyncapi)

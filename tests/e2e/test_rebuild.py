@@ -4,6 +4,10 @@ tables equal a clean build, and the live projector goes on with them."""
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import subprocess
+import sys
 import time
 import uuid
 
@@ -106,3 +110,22 @@ async def _positions_equal(a: str, b: str) -> bool:
     query = "select partition, next_offset from projection_positions where topic = 'imagegen.events' order by 1"
     async with await psycopg.AsyncConnection.connect(a) as one, await psycopg.AsyncConnection.connect(b) as two:
         return await (await one.execute(query)).fetchall() == await (await two.execute(query)).fetchall()
+
+
+def test_the_rebuild_command_shows_its_progress_and_can_keep_the_replaced_tables(services, stack):
+    env = {**os.environ, **stack.env()}
+    ran = subprocess.run(
+        [sys.executable, "-m", "imagegen.cli", "projections", "rebuild", "--keep-old"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    print("\n" + ran.stdout)
+    assert "rebuilding the read model" in ran.stdout and "events" in ran.stdout
+    kept = re.search(r"rebuilt from (\d+) events in [\d.]+ s and switched over; the replaced tables are in schema "
+                     r"(imagegen_replaced_\d+)", ran.stdout)  # fmt: skip
+    assert kept and int(kept.group(1)) > 0
+    with psycopg.connect(stack.database_url) as conn:
+        old = conn.execute(f"select count(*) from {kept.group(2)}.variations").fetchone()
+        new = conn.execute("select count(*) from variations").fetchone()
+        conn.execute(f"drop schema {kept.group(2)} cascade")
+    assert old == new and new[0] > 0
