@@ -9,7 +9,7 @@ from imagegen.config import family_table
 from streams import messages as m
 
 # Names that are path segments of the API itself: /api/images/{variation}/{name} must stay unambiguous.
-RESERVED_NAMES = {"variations", "health", "models", "openapi", "metrics", "webhooks"}
+RESERVED_NAMES = {"variations", "commands", "health", "models", "openapi", "metrics", "webhooks"}
 
 
 class Body(BaseModel):

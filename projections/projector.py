@@ -102,20 +102,6 @@ class Projector:
                     await dead_letter(record, f"{type(event).__name__}: read model refused it: {exc}")
             await _advance(conn, last)
 
-    async def _dead_letter(self, producer: AIOKafkaProducer, record: ConsumerRecord, reason: str) -> None:
-        log.warning("dead-lettering %s[%s]@%s: %s", record.topic, record.partition, record.offset, reason)
-        await producer.send_and_wait(
-            topics.DEAD_LETTER,
-            value=record.value,
-            key=record.key,
-            headers=[
-                ("reason", reason.encode()),
-                ("topic", record.topic.encode()),
-                ("partition", str(record.partition).encode()),
-                ("offset", str(record.offset).encode()),
-            ],
-        )
-
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
         consumer = AIOKafkaConsumer(
@@ -157,7 +143,7 @@ class Projector:
         log.info("projecting %s from %s", self.topic, positions or "the beginning")
 
         async def dead_letter(record: ConsumerRecord, reason: str) -> None:
-            await self._dead_letter(producer, record, reason)
+            await topics.dead_letter(producer, record, reason)
 
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=200, max_records=1000)

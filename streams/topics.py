@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
@@ -62,3 +63,20 @@ async def create_all(
         finally:
             await admin.close()
     return []
+
+
+async def dead_letter(producer: AIOKafkaProducer, record: ConsumerRecord, reason: str) -> None:
+    """Set `record` aside on the dead-letter topic as it came, with where it was and why. Awaited
+    before the consumer moves past it, so nothing is lost."""
+    log.warning("dead-lettering %s[%s]@%s: %s", record.topic, record.partition, record.offset, reason)
+    await producer.send_and_wait(
+        DEAD_LETTER,
+        value=record.value,
+        key=record.key,
+        headers=[
+            ("reason", reason.encode()),
+            ("topic", record.topic.encode()),
+            ("partition", str(record.partition).encode()),
+            ("offset", str(record.offset).encode()),
+        ],
+    )

@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from psycopg_pool import AsyncConnectionPool
 
@@ -89,7 +89,7 @@ class Dispatcher:
                     try:
                         events.append(m.decode_domain_event(record.value))
                     except m.UndecodableMessage as exc:
-                        await _dead_letter(producer, record, str(exc))
+                        await topics.dead_letter(producer, record, str(exc))
                 async with pool.connection() as conn:
                     if await store.enqueue(conn, events):
                         self._wake.set()
@@ -187,18 +187,3 @@ async def _waker(stop: asyncio.Event, wake: asyncio.Event):  # type: ignore[no-u
         yield
     finally:
         task.cancel()
-
-
-async def _dead_letter(producer: AIOKafkaProducer, record: ConsumerRecord, reason: str) -> None:
-    log.warning("dead-lettering %s[%s]@%s: %s", record.topic, record.partition, record.offset, reason)
-    await producer.send_and_wait(
-        topics.DEAD_LETTER,
-        value=record.value,
-        key=record.key,
-        headers=[
-            ("reason", reason.encode()),
-            ("topic", record.topic.encode()),
-            ("partition", str(record.partition).encode()),
-            ("offset", str(record.offset).encode()),
-        ],
-    )
