@@ -19,26 +19,31 @@ log = logging.getLogger(__name__)
 
 
 async def _apply(conn: psycopg.AsyncConnection, events: list[m.Event]) -> int:
-    """Stage `events` and apply them with one statement per event type (projections/handlers.py);
-    events already applied (by id) are dropped first. Returns how many were new."""
+    """Stage `events` and apply them with one statement per event type and round
+    (projections/handlers.py); events already applied (by id) are dropped first. Returns how many
+    were new."""
     applied = 0
-    async with conn.cursor() as cur:
+    async with conn.cursor() as cur, conn.cursor() as counting:
         for statement in handlers.STAGE:
             await cur.execute(statement)
         for part in handlers.phases(events):
-            async with cur.copy("copy staged (seq, event_id, type, variation_id, e) from stdin") as copy:
+            async with cur.copy("copy staged (seq, event_id, type, variation_id, round, e) from stdin") as copy:
                 for seq, event in enumerate(part):
-                    await copy.write_row((seq, event.event_id, event.type, event.variation_id, event.model_dump_json()))  # type: ignore[attr-defined]
-            await cur.execute("analyze staged")  # a temporary table has no statistics: without them, plans scan
-            await cur.execute("delete from staged s using applied_events a where a.event_id = s.event_id")
-            await cur.execute("delete from staged s using staged t where t.event_id = s.event_id and t.seq < s.seq")
-            await cur.execute("insert into applied_events (event_id) select event_id from staged")
-            applied += cur.rowcount
-            staged = {type(event).__name__ for event in part}
-            for types, handler in handlers.HANDLERS:
-                if types & staged:
-                    await handler(cur)
-            await cur.execute("delete from staged")
+                    row = (seq, event.event_id, event.type, event.variation_id, handlers.round_of(event))  # type: ignore[attr-defined]
+                    await copy.write_row((*row, event.model_dump_json()))
+            staged = {(handlers.round_of(event), type(event).__name__) for event in part}
+            async with conn.pipeline():  # one round trip for the batch's statements
+                if len(part) >= 100:  # a temporary table has no statistics: without them, big joins scan
+                    await cur.execute("analyze staged")
+                await cur.execute("delete from staged s using applied_events a where a.event_id = s.event_id")
+                await cur.execute("delete from staged s using staged t where t.event_id = s.event_id and t.seq < s.seq")
+                await counting.execute("insert into applied_events (event_id) select event_id from staged")
+                for round_ in sorted({r for r, _ in staged}):
+                    for types, handler in handlers.HANDLERS:
+                        if any((round_, t) in staged for t in types):
+                            await handler(cur, {"round": round_})
+                await cur.execute("delete from staged")
+            applied += counting.rowcount
     return applied
 
 
@@ -59,6 +64,7 @@ class Projector:
         self.database_url = database_url
         self.topic = topic
         self.applied = 0
+        self._analyzed_at = 0
         self.ready = asyncio.Event()  # set once migrations are applied
 
     async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
@@ -90,6 +96,7 @@ class Projector:
             async with conn.transaction():
                 self.applied += await _apply(conn, [event for _, event in batch])
                 await _advance(conn, last)
+            await self._keep_statistics(conn)
             return
         except (psycopg.errors.IntegrityError, psycopg.errors.DataError):
             log.warning("a batch of %d events was refused; applying them one by one", len(batch))
@@ -101,6 +108,13 @@ class Projector:
                 except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
                     await dead_letter(record, f"{type(event).__name__}: read model refused it: {exc}")
             await _advance(conn, last)
+
+    async def _keep_statistics(self, conn: psycopg.AsyncConnection) -> None:
+        """Analyze the read model each time it has grown by a fifth. A replay grows it faster than
+        autovacuum looks, and with stale statistics the batch statements' joins scan whole tables."""
+        if self.applied >= self._analyzed_at * 1.2 + 1000:
+            await conn.execute("analyze variations, families, derivatives, applied_events")
+            self._analyzed_at = self.applied
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()

@@ -38,12 +38,20 @@ def test_families_drawn_one_after_another_and_other_variations_stay_in_one_batch
     assert phases(events) == [events]
 
 
-def test_a_row_going_back_to_an_earlier_phase_starts_a_new_batch() -> None:
+def test_a_regeneration_after_its_round_stays_in_the_batch_the_next_round_applied_after_it() -> None:
+    a, b = uuid.uuid4(), uuid.uuid4()
+    events = [started(a, "square"), failed(a, "square"), concluded(a), started(b, "square"), regenerated(a),
+              started(a, "square", 2), failed(a, "square", 2), concluded(a, 2)]  # fmt: skip
+    assert phases(events) == [events]
+
+
+def test_a_row_going_back_to_an_earlier_phase_of_its_round_starts_a_new_batch() -> None:
     a, b = uuid.uuid4(), uuid.uuid4()
     first = [started(a, "square"), failed(a, "square"), concluded(a), started(b, "square")]
-    # a regeneration resets the variation and every family row seen: it cannot run before them
-    second = [regenerated(a), started(a, "square", 2)]
-    assert phases(first + second) == [first, second]
     # a family started again after its outcome (a retried job) is applied after that outcome
     again = [started(a, "square")]
     assert phases([*first, *again]) == [first, again]
+    # a late event of an earlier round is applied after the later round it follows
+    late = [failed(a, "hero")]
+    second = [regenerated(a), started(a, "square", 2)]
+    assert phases([*first, *second, *late]) == [first + second, late]
