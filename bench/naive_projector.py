@@ -1,6 +1,6 @@
 """The baseline of bench/replay.py: a naive projector, as imagegen's was before it applied batches.
 One transaction per batch, but each event on its own: a savepoint, its id checked, then its own
-statement (or three). Its rows are those of projections/handlers.py (bench/replay.py checks)."""
+statement (or three). Its rows are those of projections/rows.py (bench/replay.py checks)."""
 
 from __future__ import annotations
 

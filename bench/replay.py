@@ -1,23 +1,26 @@
-"""Replay benchmark: rebuild the read model from a realistic event log on the test broker, imagegen's
-projector against a naive one (bench/naive_projector.py: a savepoint and statements per event), in one
-run, into fresh databases, and check that both give the same tables.
+"""Replay benchmark: rebuild the read model from a realistic event log on the test broker with a
+naive projector (bench/naive_projector.py: a savepoint and statements per event), imagegen's in one
+process, and imagegen's pool of processes as `imagegen projections rebuild` runs it, in one run, into
+fresh databases, and check that all give the same tables.
 
 The log: variations of one to three families, each family started and completed (one in twenty fails,
 one in ten variations is regenerated), about five events per variation, and one event in fifty
 delivered twice, as at-least-once delivery may.
 
     .venv/bin/python bench/replay.py                       # 20,000 variations, about 100,000 events
-    .venv/bin/python bench/replay.py --variations 2000
+    .venv/bin/python bench/replay.py --variations 2000 --skip-naive
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import random
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import naive_projector
 from imagegen.devstack import DevStack
+from projections import migrations
+from projections.pool import ProjectorPool, default_processes
 from projections.projector import Projector
 from streams import messages as m
 
@@ -129,15 +134,16 @@ async def produce(servers: str, topic: str, events: list[m.Event]) -> None:
 class NaiveProjector(Projector):
     async def apply(self, conn: Any, batch: Any, last: Any, dead_letter: Any) -> None:
         async with conn.transaction():
-            self.applied += await naive_projector.apply(conn, [event for _, event in batch])
+            applied = await naive_projector.apply(conn, [event for _, event in batch])
             await conn.execute(
                 """insert into projection_positions (topic, partition, next_offset) values (%s, %s, %s)
                    on conflict (topic, partition) do update set next_offset = excluded.next_offset""",
                 (last.topic, last.partition, last.offset + 1),
             )
+        self.applied += applied
 
 
-async def rebuild(projector: Projector, unique: int) -> float:
+async def rebuild(projector: Projector | ProjectorPool, unique: int) -> float:
     stop = asyncio.Event()
     began = time.perf_counter()
     task = asyncio.create_task(projector.run(stop))
@@ -156,39 +162,58 @@ async def tables(url: str) -> dict[str, list[tuple[Any, ...]]]:
         out = {}
         for table, order in (("variations", "id"), ("families", "variation_id, family"), ("derivatives", "1, 3")):
             cur = await conn.execute(f"select * from {table} order by {order}")
-            names = [c.name for c in cur.description or ()]
-            keep = [i for i, n in enumerate(names) if n != "completed_event"]  # the batch projector's marker
-            out[table] = [tuple(row[i] for i in keep) for row in await cur.fetchall()]
+            out[table] = [tuple(row) for row in await cur.fetchall()]
         return out
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variations", type=int, default=20_000)
+    parser.add_argument("--processes", type=int, default=default_processes(), help="for the pool (default: cores)")
+    parser.add_argument("--skip-naive", action="store_true", help="leave the slow baseline out")
     args = parser.parse_args()
     events = history(args.variations)
-    unique = len({e.event_id for e in events})
+    total, unique = len(events), len({e.event_id for e in events})
     with DevStack(partitions=4) as stack:
         topic = "bench.events"
         began = time.perf_counter()
         await produce(stack.bootstrap_servers, topic, events)
-        print(f"{len(events)} events ({unique} distinct) of {args.variations} variations produced in "
+        print(f"{total} events ({unique} distinct) of {args.variations} variations produced in "
               f"{time.perf_counter() - began:.1f} s")  # fmt: skip
+        del events  # a projector holds no log: neither should the process timing it
+        gc.collect()
+        runs: dict[str, Callable[[str], Any]] = {
+            "naive": lambda url: NaiveProjector(stack.bootstrap_servers, url, topic, lanes=1),
+            "imagegen, 1 process": lambda url: Projector(stack.bootstrap_servers, url, topic),
+            f"imagegen, {args.processes} processes": lambda url: ProjectorPool(
+                stack.bootstrap_servers, url, topic, args.processes
+            ),
+        }
+        if args.skip_naive:
+            del runs["naive"]
         results = {}
-        for name, kind in (("naive", NaiveProjector), ("imagegen", Projector)):
+        for i, (name, make) in enumerate(runs.items()):
             async with await psycopg.AsyncConnection.connect(stack.postgres.admin_url, autocommit=True) as admin:
-                await admin.execute(f"create database replay_{name}")
-            url = stack.database_url.rsplit("/", 1)[0] + f"/replay_{name}"
-            elapsed = await rebuild(kind(stack.bootstrap_servers, url, topic), unique)
+                await admin.execute(f"create database replay_{i}")
+            url = stack.database_url.rsplit("/", 1)[0] + f"/replay_{i}"
+            async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+                await migrations.apply(conn)  # not timed: a rebuild makes its tables before replaying
+            elapsed = await rebuild(make(url), unique)
             results[name] = (elapsed, url)
-            print(f"{name:<9} {elapsed:7.2f} s  {len(events) / elapsed:9,.0f} events/s")
-        naive, ours = await tables(results["naive"][1]), await tables(results["imagegen"][1])
-        same = naive == ours
-        for table in naive:
-            differ = [(a, b) for a, b in zip(naive[table], ours[table], strict=False) if a != b]
-            if differ or len(naive[table]) != len(ours[table]):
-                print(f"{table}: {len(naive[table])} vs {len(ours[table])} rows; first difference: {differ[:1]}")
-        print(f"speed-up {results['naive'][0] / results['imagegen'][0]:.1f}x; same tables: {same}")
+            print(f"{name:<24} {elapsed:7.2f} s  {total / elapsed:9,.0f} events/s")
+        tables_of = {name: await tables(url) for name, (_, url) in results.items()}
+        first, *others = tables_of
+        for name in others:
+            same = tables_of[first] == tables_of[name]
+            for table in tables_of[first]:
+                a, b = tables_of[first][table], tables_of[name][table]
+                differ = [(x, y) for x, y in zip(a, b, strict=False) if x != y]
+                if differ or len(a) != len(b):
+                    print(f"{table}: {len(a)} vs {len(b)} rows; first difference: {differ[:1]}")
+            print(f"{name}: same tables as {first}: {same}")
+        if "naive" in results:
+            for name in others:
+                print(f"speed-up of {name} over naive: {results['naive'][0] / results[name][0]:.1f}x")
 
 
 if __name__ == "__main__":

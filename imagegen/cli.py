@@ -117,7 +117,13 @@ def cmd_rebuild(args: argparse.Namespace) -> None:
             bar.update(task, completed=reached, total=max(held, reached), rate=f"{reached / max(seconds, 1e-3):,.0f}/s")
 
         done = asyncio.run(
-            rebuild(s.kafka_bootstrap_servers, s.database_url, progress=progress, keep_old=args.keep_old)
+            rebuild(
+                s.kafka_bootstrap_servers,
+                s.database_url,
+                progress=progress,
+                keep_old=args.keep_old,
+                processes=args.processes,
+            )
         )
     kept = f"; the replaced tables are in schema {done.old_schema}" if done.old_schema else ""
     print(f"rebuilt from {done.events} events in {done.seconds:.1f} s and switched over{kept}")
@@ -219,6 +225,9 @@ def main(argv: list[str] | None = None) -> None:
         "rebuild", help="replay the event log into fresh tables while the live ones serve, then switch over"
     )
     rebuild.add_argument("--keep-old", action="store_true", help="keep the replaced tables in a schema of their own")
+    rebuild.add_argument(
+        "--processes", type=int, default=None, help="projector processes replaying at once (default: one per core)"
+    )
     rebuild.set_defaults(func=cmd_rebuild)
     asyncapi = sub.add_parser("asyncapi", help="print the AsyncAPI 3 document of every topic")
     asyncapi.add_argument("--write", action="store_true", help="refresh docs/asyncapi.json (default family table)")

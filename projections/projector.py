@@ -5,46 +5,20 @@ and replaying from offset 0 into fresh tables rebuilds the read model."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
-from projections import handlers, migrations
+from projections import migrations, readmodel
 from streams import messages as m
 from streams import topics
 
 log = logging.getLogger(__name__)
-
-
-async def _apply(conn: psycopg.AsyncConnection, events: list[m.Event]) -> int:
-    """Stage `events` and apply them with one statement per event type and round
-    (projections/handlers.py); events already applied (by id) are dropped first. Returns how many
-    were new."""
-    applied = 0
-    async with conn.cursor() as cur, conn.cursor() as counting:
-        for statement in handlers.STAGE:
-            await cur.execute(statement)
-        for part in handlers.phases(events):
-            async with cur.copy("copy staged (seq, event_id, type, variation_id, round, e) from stdin") as copy:
-                for seq, event in enumerate(part):
-                    row = (seq, event.event_id, event.type, event.variation_id, handlers.round_of(event))  # type: ignore[attr-defined]
-                    await copy.write_row((*row, event.model_dump_json()))
-            staged = {(handlers.round_of(event), type(event).__name__) for event in part}
-            async with conn.pipeline():  # one round trip for the batch's statements
-                if len(part) >= 100:  # a temporary table has no statistics: without them, big joins scan
-                    await cur.execute("analyze staged")
-                await cur.execute("delete from staged s using applied_events a where a.event_id = s.event_id")
-                await cur.execute("delete from staged s using staged t where t.event_id = s.event_id and t.seq < s.seq")
-                await counting.execute("insert into applied_events (event_id) select event_id from staged")
-                for round_ in sorted({r for r, _ in staged}):
-                    for types, handler in handlers.HANDLERS:
-                        if any((round_, t) in staged for t in types):
-                            await handler(cur, {"round": round_})
-                await cur.execute("delete from staged")
-            applied += counting.rowcount
-    return applied
+BATCH = 5000  # records of one partition applied in one transaction, at most
 
 
 async def _advance(conn: psycopg.AsyncConnection, last: ConsumerRecord) -> None:
@@ -57,21 +31,31 @@ async def _advance(conn: psycopg.AsyncConnection, last: ConsumerRecord) -> None:
 
 class Projector:
     def __init__(
-        self, bootstrap_servers: str, database_url: str, topic: str = topics.EVENTS, migrate: bool = True
+        self,
+        bootstrap_servers: str,
+        database_url: str,
+        topic: str = topics.EVENTS,
+        migrate: bool = True,
+        lanes: int = 2,
+        share: tuple[int, int] | None = None,
     ) -> None:
+        # (i, n): the projector applies the partitions p with p % n == i, and n projectors all of them
+        self.share = share
+        self.lanes = lanes  # connections applying batches at once
         self.migrate = migrate  # off for a rebuild: its tables are made by projections/rebuild.py
         self.bootstrap_servers = bootstrap_servers
         self.database_url = database_url
         self.topic = topic
         self.applied = 0
-        self._analyzed_at = 0
+        self.read_model = readmodel.ReadModel()
         self.ready = asyncio.Event()  # set once migrations are applied
 
     async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         for _ in range(600):
             parts = consumer.partitions_for_topic(self.topic)
             if parts:
-                return [TopicPartition(self.topic, p) for p in sorted(parts)]
+                mine = [p for p in sorted(parts) if self.share is None or p % self.share[1] == self.share[0]]
+                return [TopicPartition(self.topic, p) for p in mine]
             await consumer.topics()  # refreshes metadata: the topic may not exist yet
             await asyncio.sleep(0.1)
         raise RuntimeError(f"topic {self.topic} does not exist")
@@ -94,9 +78,9 @@ class Projector:
         batch is then applied again one event at a time to find it."""
         try:
             async with conn.transaction():
-                self.applied += await _apply(conn, [event for _, event in batch])
+                applied = await self.read_model.apply(conn, [event for _, event in batch])
                 await _advance(conn, last)
-            await self._keep_statistics(conn)
+            self.applied += applied  # not `+= await`: lanes add at once
             return
         except (psycopg.errors.IntegrityError, psycopg.errors.DataError):
             log.warning("a batch of %d events was refused; applying them one by one", len(batch))
@@ -104,17 +88,11 @@ class Projector:
             for record, event in batch:
                 try:
                     async with conn.transaction():  # a savepoint: a refused event undoes only itself
-                        self.applied += await _apply(conn, [event])
+                        applied = await self.read_model.apply(conn, [event])
+                    self.applied += applied
                 except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
                     await dead_letter(record, f"{type(event).__name__}: read model refused it: {exc}")
             await _advance(conn, last)
-
-    async def _keep_statistics(self, conn: psycopg.AsyncConnection) -> None:
-        """Analyze the read model each time it has grown by a fifth. A replay grows it faster than
-        autovacuum looks, and with stale statistics the batch statements' joins scan whole tables."""
-        if self.applied >= self._analyzed_at * 1.2 + 1000:
-            await conn.execute("analyze variations, families, derivatives, applied_events")
-            self._analyzed_at = self.applied
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
@@ -126,29 +104,39 @@ class Projector:
             fetch_max_wait_ms=50,
         )
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers)
-        async with await psycopg.AsyncConnection.connect(self.database_url, autocommit=True) as conn:
-            applied = await migrations.apply(conn) if self.migrate else []
+        async with contextlib.AsyncExitStack() as resources:
+            conns = [
+                await resources.enter_async_context(
+                    await psycopg.AsyncConnection.connect(self.database_url, autocommit=True)
+                )
+                for _ in range(self.lanes)
+            ]
+            applied = await migrations.apply(conns[0]) if self.migrate else []
             if applied:
                 log.info("applied migrations %s", applied)
+            for conn in conns:
+                await self.read_model.prepare(conn)
             self.ready.set()
+            resources.enter_context(_few_collections())
             await consumer.start()
-            try:
-                await producer.start()
-                await self._project(conn, consumer, producer, stop)
-            finally:
-                await consumer.stop()
-                await producer.stop()
+            resources.push_async_callback(consumer.stop)
+            await producer.start()
+            resources.push_async_callback(producer.stop)
+            await self._project(conns, consumer, producer, stop)
 
     async def _project(
         self,
-        conn: psycopg.AsyncConnection,
+        conns: list[psycopg.AsyncConnection],
         consumer: AIOKafkaConsumer,
         producer: AIOKafkaProducer,
         stop: asyncio.Event,
     ) -> None:
         partitions = await self._partitions(consumer)
+        if not partitions:  # more projectors than partitions: this one has none
+            await stop.wait()
+            return
         consumer.assign(partitions)
-        positions = await self._positions(conn)
+        positions = await self._positions(conns[0])
         for tp in partitions:
             if tp.partition in positions:
                 consumer.seek(tp, positions[tp.partition])
@@ -159,14 +147,66 @@ class Projector:
         async def dead_letter(record: ConsumerRecord, reason: str) -> None:
             await topics.dead_letter(producer, record, reason)
 
-        while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=200, max_records=1000)
-            for records in batches.values():
-                batch = []
-                for record in records:
-                    try:
-                        batch.append((record, m.decode_event(record.value)))
-                    except m.UndecodableMessage as exc:
-                        # Dead-lettered before the position moves past it: nothing is lost.
-                        await dead_letter(record, str(exc))
-                await self.apply(conn, batch, records[-1], dead_letter)
+        # One reader fetches and decodes; each lane applies the batches of its own partitions on its
+        # own connection. Partitions hold disjoint variations, so lanes never touch the same rows,
+        # and while Postgres works on one lane's batch Python folds the next.
+        Batch = tuple[list[tuple[ConsumerRecord, m.Event]], ConsumerRecord]
+        queues: list[asyncio.Queue[Batch]] = [asyncio.Queue(2) for _ in conns]
+
+        async def read() -> None:
+            while True:
+                fetched = await consumer.getmany(timeout_ms=200, max_records=BATCH)
+                for tp, records in fetched.items():
+                    batch = []
+                    for i, record in enumerate(records, 1):
+                        try:
+                            batch.append((record, m.decode_event(record.value)))
+                        except m.UndecodableMessage as exc:
+                            # Dead-lettered before the position moves past it: nothing is lost.
+                            await dead_letter(record, str(exc))
+                        if i % 500 == 0:
+                            await asyncio.sleep(0)  # let the lanes go on meanwhile
+                    await queues[tp.partition % len(queues)].put((batch, records[-1]))
+
+        stopping = asyncio.create_task(stop.wait())
+
+        async def lane(conn: psycopg.AsyncConnection, queue: asyncio.Queue[Batch]) -> None:
+            # not wait_for(queue.get()): on Python 3.11 its timeout can drop the batch it got
+            while True:
+                get = asyncio.create_task(queue.get())
+                await asyncio.wait([get, stopping], return_when=asyncio.FIRST_COMPLETED)
+                if not get.done():
+                    get.cancel()  # the batch stays in the queue
+                    return
+                batch, last = get.result()
+                await self.apply(conn, batch, last, dead_letter)  # a batch begun is finished
+                if stop.is_set():
+                    return
+
+        reader = asyncio.create_task(read())
+        lanes = [asyncio.create_task(lane(conn, queue)) for conn, queue in zip(conns, queues, strict=True)]
+        try:
+            done, _ = await asyncio.wait([stopping, reader, *lanes], return_when=asyncio.FIRST_COMPLETED)
+            for task in done - {stopping}:
+                task.result()  # a reader or a lane failed: say why
+            reader.cancel()
+            await asyncio.gather(*lanes)
+        finally:
+            for task in (reader, *lanes, stopping):
+                task.cancel()
+            await asyncio.gather(reader, *lanes, stopping, return_exceptions=True)
+
+
+@contextlib.contextmanager
+def _few_collections() -> Iterator[None]:
+    """Projecting makes and drops millions of small objects (decoded events, rows): with the
+    collector's default thresholds, its collections cost as much as the decoding. Objects that
+    live until now are set aside for good, and collections made rare."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()

@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from projections.projector import Projector
+from projections.pool import ProjectorPool, default_processes
 from streams import topics
 
 log = logging.getLogger(__name__)
@@ -45,12 +45,15 @@ async def rebuild(
     topic: str = topics.EVENTS,
     progress: Progress | None = None,
     keep_old: bool = False,
+    processes: int | None = None,
 ) -> Rebuilt:
+    """Replay `topic` into fresh tables with `processes` projectors (default: one per core, at most
+    eight) and put them in place of the live ones."""
     began = time.perf_counter()
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
         await _fresh_tables(conn, topic)
         fresh = make_conninfo(database_url, options=f"-c search_path={SCHEMA},public")
-        projector = Projector(bootstrap_servers, fresh, topic, migrate=False)
+        projector = ProjectorPool(bootstrap_servers, fresh, topic, processes or default_processes())
         stop = asyncio.Event()
         replay = asyncio.create_task(projector.run(stop))
         try:
