@@ -5,6 +5,7 @@ variation id. Undecodable messages go to the dead-letter topic; a consumer never
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -143,33 +144,72 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
     return app
 
 
+class PriorityGate:
+    """One family's drawing, one take at a time, DX work first: a normal take waits while a DX take
+    is waiting or drawing, so DX work starts as soon as the take in flight ends."""
+
+    def __init__(self) -> None:
+        self._changed = asyncio.Condition()
+        self._dx_waiting = 0
+        self._busy = False
+
+    @contextlib.asynccontextmanager
+    async def turn(self, dx: bool) -> AsyncIterator[None]:
+        async with self._changed:
+            self._dx_waiting += dx
+            try:
+                await self._changed.wait_for(lambda: not self._busy and (dx or not self._dx_waiting))
+            finally:
+                self._dx_waiting -= dx
+            self._busy = True
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._busy = False
+                self._changed.notify_all()
+
+
 def _family_agent(app: faust.App, family: str, jobs: FamilyJobs, send: Any, to_dead_letter: Any) -> None:
-    source = app.topic(topics.family(family), topics.family(family, priority=True))
     settings = jobs.settings
+    gate = PriorityGate()
 
-    async def agent(stream: faust.StreamT[Any]) -> None:
-        # Waiting jobs are taken together and drawn in as few pipeline calls as they allow; their
-        # offsets are committed once the whole take is handled.
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_window_s):
-            waiting = []
-            for event in events:
-                try:
-                    waiting.append(m.decode_work(event.value))
-                except m.UndecodableMessage as exc:
-                    await to_dead_letter(event, str(exc))
-            for batch in batches(waiting):
-                for job in batch:
-                    await send(jobs.started(job))
-                for job, outcome in zip(batch, await jobs.run_batch(batch), strict=True):
-                    await send(outcome)
-                    log.info(
-                        "%s %s of %s (round %d, batch of %d) in %.2f s",
-                        family,
-                        "completed" if isinstance(outcome, m.FamilyCompleted) else "failed",
-                        job.name,
-                        job.round,
-                        len(batch),
-                        getattr(outcome, "duration_s", 0.0),
-                    )
+    def agent_for(dx: bool) -> Any:
+        async def agent(stream: faust.StreamT[Any]) -> None:
+            # Waiting jobs are taken together and drawn in as few pipeline calls as they allow; their
+            # offsets are committed once the whole take is handled.
+            async for events in stream.take_events(settings.batch_size, within=settings.batch_window_s):
+                waiting = []
+                for event in events:
+                    try:
+                        waiting.append(m.decode_work(event.value))
+                    except m.UndecodableMessage as exc:
+                        await to_dead_letter(event, str(exc))
+                if not waiting:
+                    continue
+                async with gate.turn(dx):
+                    await _draw(family, waiting, jobs, send)
 
-    app.agent(source, name=f"family-{family}")(agent)
+        return agent
+
+    # one agent per topic, so that a DX job reaches its agent while a normal take is drawing
+    app.agent(app.topic(topics.family(family)), name=f"family-{family}")(agent_for(dx=False))
+    app.agent(app.topic(topics.family(family, priority=True)), name=f"family-{family}-dx")(agent_for(dx=True))
+
+
+async def _draw(family: str, waiting: list[m.GenerateFamily], jobs: FamilyJobs, send: Any) -> None:
+    for batch in batches(waiting):
+        for job in batch:
+            await send(jobs.started(job))
+        for job, outcome in zip(batch, await jobs.run_batch(batch), strict=True):
+            await send(outcome)
+            log.info(
+                "%s %s of %s (round %d, %s, batch of %d) in %.2f s",
+                family,
+                "completed" if isinstance(outcome, m.FamilyCompleted) else "failed",
+                job.name,
+                job.round,
+                job.priority,
+                len(batch),
+                getattr(outcome, "duration_s", 0.0),
+            )
