@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from imagegen import queue
 from imagegen.config import family_table, settings
 from streams.families import FamilyTableError
 
@@ -248,6 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     gen.add_argument("--seed", type=int)
     gen.add_argument("--api", default=f"http://127.0.0.1:{settings().api_port}")
     gen.set_defaults(func=cmd_generate)
+    queue.add_commands(sub)
     args = parser.parse_args(argv)
     if args.command != "generate":
         try:  # a bad operator table stops a service at start, with the entry named, not at the first job

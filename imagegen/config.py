@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from imagegen.storage import CACHE_CONTROL
 from streams import families
 from streams.families import FamilyTable
+from streams.peak import PeakHours
 
 
 class Settings(BaseSettings):
@@ -76,12 +77,24 @@ class Settings(BaseSettings):
     batch_window_s: float = Field(default=0.05, ge=0.0, le=10.0)
     # Workers announce themselves this often; one unseen for three intervals is taken for dead.
     heartbeat_interval_s: float = Field(default=5.0, gt=0, le=300)
+    # daily windows when normal jobs wait and DX jobs still run, e.g. "09:00-17:30,20:00-22:00" (streams/peak.py)
+    peak_hours: str = ""
+    peak_timezone: str = "UTC"
     # Webhooks (webhooks/dispatcher.py): a failed delivery is tried again after BACKOFF_S, then twice,
     # four times… as long (at most BACKOFF_MAX_S, plus up to 25 % jitter), MAX_ATTEMPTS times in all.
     webhook_max_attempts: int = Field(default=15, ge=1, le=100)
     webhook_backoff_s: float = Field(default=1.0, gt=0, le=3600)
     webhook_backoff_max_s: float = Field(default=3600.0, gt=0)
     webhook_timeout_s: float = Field(default=10.0, gt=0, le=300)  # per attempt, connect to last byte
+
+    @property
+    def peak(self) -> PeakHours:
+        return PeakHours.parse(self.peak_hours, self.peak_timezone)
+
+    @model_validator(mode="after")
+    def _peak_hours_parse(self) -> Settings:
+        self.peak  # noqa: B018 -- refuses a bad PEAK_HOURS or PEAK_TIMEZONE at start, naming it
+        return self
 
     @model_validator(mode="after")
     def _s3_has_a_bucket(self) -> Settings:

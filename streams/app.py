@@ -16,6 +16,7 @@ from imagegen.config import Settings
 from imagegen.storage import StorageError, open_storage
 from streams import domain, topics
 from streams import messages as m
+from streams.control import QueueControls
 from streams.families import FamilyTable
 from streams.jobs import FamilyJobs, batches
 
@@ -139,8 +140,34 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
         beat = jobs.heartbeat(families)
         await app.send(topics.WORKERS, key=beat.key, value=m.encode(beat))
 
+    controls = QueueControls(settings.peak)
+
+    @app.task
+    async def follow_queue_controls() -> None:
+        await controls.follow(settings.kafka_bootstrap_servers)
+
+    held_now: dict[str, str | None] = {}
+
+    @app.timer(interval=1.0)
+    async def hold_partitions() -> None:
+        """Pause the partitions of held work topics, the Kafka way: their jobs wait in the broker."""
+        served = table.subset(families)
+        assigned = app.consumer.assignment()
+        for family in served:
+            for dx in (False, True):
+                topic = topics.family(family.name, priority=dx)
+                why = controls.held(family.name, dx, m.utcnow())
+                tps = [tp for tp in assigned if tp.topic == topic]
+                if why:
+                    app.consumer.pause_partitions(tps)
+                else:
+                    app.consumer.resume_partitions(tps)
+                if held_now.get(topic) != why:
+                    log.info("%s: %s", topic, f"held: {why}" if why else "taken")
+                    held_now[topic] = why
+
     for family in table.subset(families):
-        _family_agent(app, family.name, jobs, send, to_dead_letter)
+        _family_agent(app, family.name, jobs, send, to_dead_letter, controls)
     return app
 
 
@@ -170,7 +197,9 @@ class PriorityGate:
                 self._changed.notify_all()
 
 
-def _family_agent(app: faust.App, family: str, jobs: FamilyJobs, send: Any, to_dead_letter: Any) -> None:
+def _family_agent(
+    app: faust.App, family: str, jobs: FamilyJobs, send: Any, to_dead_letter: Any, controls: QueueControls
+) -> None:
     settings = jobs.settings
     gate = PriorityGate()
 
@@ -187,6 +216,8 @@ def _family_agent(app: faust.App, family: str, jobs: FamilyJobs, send: Any, to_d
                         await to_dead_letter(event, str(exc))
                 if not waiting:
                     continue
+                # jobs fetched before their topic was held wait here; the held topic fetches no more
+                await controls.wait_free(family, dx)
                 async with gate.turn(dx):
                     await _draw(family, waiting, jobs, send)
 

@@ -66,11 +66,14 @@ def _operation(action: str, channel: str, summary: str) -> dict[str, Any]:
 
 def document(table: FamilyTable) -> dict[str, Any]:
     """The AsyncAPI 3.0 document for a deployment serving `table`'s families."""
-    every = (*COMMANDS, *EVENTS, m.GenerateFamily, *DOMAIN_EVENTS, m.WorkerHeartbeat)
+    every = (*COMMANDS, *EVENTS, m.GenerateFamily, *DOMAIN_EVENTS, m.WorkerHeartbeat, m.QueueControl)
     _, schemas = models_json_schema(
         [(model, "serialization") for model in every], ref_template="#/components/schemas/{model}"
     )
-    heartbeat_key = {"type": "string", "description": "the worker's host:pid"}
+    keys = {
+        m.WorkerHeartbeat: {"type": "string", "description": "the worker's host:pid"},
+        m.QueueControl: {"type": "string", "description": "the family, or * for every family"},
+    }
     family = {"family": {"enum": list(table.names), "description": "an aspect family of the deployment's family table"}}
     messages = {
         _type(model): {
@@ -79,7 +82,7 @@ def document(table: FamilyTable) -> dict[str, Any]:
             "summary": _summary(model),
             "contentType": "application/json",
             "payload": {"$ref": f"#/components/schemas/{model.__name__}"},
-            "bindings": {"kafka": {"key": heartbeat_key if model is m.WorkerHeartbeat else KEY}},
+            "bindings": {"kafka": {"key": keys.get(model, KEY)}},
         }
         for model in every
     }
@@ -108,6 +111,12 @@ def document(table: FamilyTable) -> dict[str, Any]:
             DOMAIN_EVENTS,
         ),
         "workers": _channel(topics.WORKERS, "Worker heartbeats: ephemeral, not part of the log.", (m.WorkerHeartbeat,)),
+        "control": _channel(
+            topics.CONTROL,
+            "Queue pause and resume: every worker reads it whole and holds what it says; the last word per "
+            "family (or * for all) stands.",
+            (m.QueueControl,),
+        ),
         "deadLetter": {
             "address": topics.DEAD_LETTER,
             "description": "Messages that could not be decoded or handled, as they came, with headers "
@@ -124,6 +133,8 @@ def document(table: FamilyTable) -> dict[str, Any]:
         "sendDomainEvents": _operation("send", "domainEvents", "Announce progress to other services."),
         "sendHeartbeats": _operation("send", "workers", "Say a worker is alive and what it serves."),
         "sendDeadLetters": _operation("send", "deadLetter", "Set aside what could not be read."),
+        "sendQueueControl": _operation("send", "control", "Hold or release a family's jobs (imagegen queue)."),
+        "receiveQueueControl": _operation("receive", "control", "Hold the jobs of paused families."),
     }
     return {
         "asyncapi": "3.0.0",

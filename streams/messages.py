@@ -278,6 +278,29 @@ class WorkerHeartbeat(Message):
         return self.worker.encode()
 
 
+# --- queue control (operators' word to every worker, not part of the log) ---------------------------
+
+ALL_FAMILIES = "*"
+
+
+class QueueControl(Message):
+    """An operator holds or releases a family's jobs (`*`: every family's), normal and DX alike, on
+    every worker, until said otherwise: `imagegen queue pause | resume`."""
+
+    type: Literal["QueueControl"] = "QueueControl"
+    family: str = Field(min_length=1, max_length=64)
+    paused: bool
+    sent_at: datetime
+
+    @property
+    def message_id(self) -> uuid.UUID:
+        return derive_id(self.family, self.paused, self.sent_at.isoformat())
+
+    @property
+    def key(self) -> bytes:
+        return self.family.encode()
+
+
 # --- public domain events (the original product's contract, camelCase on the wire) ----------------
 
 
@@ -368,6 +391,7 @@ _events: TypeAdapter[Event] = TypeAdapter(AnyEvent)
 _work: TypeAdapter[GenerateFamily] = TypeAdapter(GenerateFamily)
 _domain: TypeAdapter[DomainEvent] = TypeAdapter(AnyDomainEvent)
 _heartbeat: TypeAdapter[WorkerHeartbeat] = TypeAdapter(WorkerHeartbeat)
+_control: TypeAdapter[QueueControl] = TypeAdapter(QueueControl)
 
 WIRE_TYPE = re.compile(r"^[A-Za-z_]{1,64}$")
 
@@ -477,6 +501,10 @@ def decode_work(raw: bytes | str | None) -> GenerateFamily:
 
 def decode_heartbeat(raw: bytes | str | None) -> WorkerHeartbeat:
     return _decode(_heartbeat, raw)  # type: ignore[no-any-return]
+
+
+def decode_control(raw: bytes | str | None) -> QueueControl:
+    return _decode(_control, raw)  # type: ignore[no-any-return]
 
 
 def decode_domain_event(raw: bytes | str | None) -> DomainEvent:

@@ -21,6 +21,7 @@ PROGRESS = "imagegen.progress"
 DOMAIN_EVENTS = "imagegen.domain-events"
 DEAD_LETTER = "imagegen.dead-letter"
 WORKERS = "imagegen.workers"  # heartbeats: ephemeral, like progress; not part of the log
+CONTROL = "imagegen.control"  # queue pause / resume, read whole by every worker; one partition, compacted
 
 
 def family(name: str, priority: bool = False) -> str:
@@ -35,6 +36,7 @@ def all_topics(table: FamilyTable) -> list[str]:
         DOMAIN_EVENTS,
         DEAD_LETTER,
         WORKERS,
+        CONTROL,
         *(family(f.name, p) for f in table for p in (False, True)),
     ]
 
@@ -52,7 +54,12 @@ async def create_all(
             if missing:
                 with contextlib.suppress(TopicAlreadyExistsError):  # another process was first
                     await admin.create_topics(
-                        [NewTopic(t, num_partitions=partitions, replication_factor=replication) for t in missing]
+                        [
+                            NewTopic(t, num_partitions=partitions, replication_factor=replication)
+                            if t != CONTROL
+                            else NewTopic(t, 1, replication, topic_configs={"cleanup.policy": "compact"})
+                            for t in missing
+                        ]
                     )
                 log.info("created topics %s with %d partitions", missing, partitions)
             return missing
