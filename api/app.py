@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from api.images import image_response
+from api.metrics import metrics
 from api.schemas import CreateVariationBody
 from imagegen.config import Settings, family_table
 from imagegen.config import settings as default_settings
@@ -290,6 +291,7 @@ routes = [
             Route("/health", health, methods=["GET"]),
             Route("/models", list_models, methods=["GET"]),
             Route("/asyncapi.json", asyncapi, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
             *webhook_routes,
             Route("/{variation}/{name}", serve_image, methods=["GET", "HEAD"]),
         ],

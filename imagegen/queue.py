@@ -1,5 +1,6 @@
-"""`imagegen queue pause | resume`: an operator's word to every worker, on imagegen.control. A paused
-family's jobs, normal and DX, wait in the broker until it is resumed, across worker restarts."""
+"""`imagegen queue status | pause | resume`: what waits and what holds it; an operator's word to every
+worker, on imagegen.control. A paused family's jobs, normal and DX, wait in the broker until it is
+resumed, across worker restarts."""
 
 from __future__ import annotations
 
@@ -24,6 +25,48 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         parser.add_argument("families", nargs="*", metavar="FAMILY")
         parser.add_argument("--all", action="store_true", help="every family")
         parser.set_defaults(func=cmd_queue, paused=action == "pause")
+    status = actions.add_parser("status", help="waiting jobs per family and priority, what holds them, live workers")
+    status.set_defaults(func=cmd_status)
+
+
+def cmd_status(args: argparse.Namespace) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from streams import messages as m
+
+    s, names = settings(), family_table().names
+    waiting, paused, workers = asyncio.run(_state(names))
+    in_peak = s.peak.covers(m.utcnow())
+    table = Table("family", "normal waiting", "dx waiting", "held", "live workers", box=None)
+    for family in names:
+        held = "normal: peak hours" if in_peak else "-"
+        if paused.get(m.ALL_FAMILIES) or paused.get(family):
+            held = "paused"
+        live = "?" if workers is None else str(sum(w["live"] and family in w["families"] for w in workers))
+        table.add_row(family, str(waiting[(family, "normal")]), str(waiting[(family, "dx")]), held, live)
+    console = Console()
+    console.print(table)
+    console.print(f"peak hours: {s.peak}{' (now in them)' if in_peak else ''}")
+    if workers is None:
+        console.print("workers: not known (the read model does not answer)")
+
+
+async def _state(names: tuple[str, ...]) -> tuple[dict[tuple[str, str], int], dict[str, bool], list[Any] | None]:
+    import psycopg
+
+    from projections import views
+    from streams import control
+
+    s = settings()
+    waiting = await control.waiting_jobs(s.kafka_bootstrap_servers, names)
+    paused = await control.paused_now(s.kafka_bootstrap_servers)
+    try:
+        async with await psycopg.AsyncConnection.connect(s.database_url, connect_timeout=3) as conn:
+            workers: list[Any] | None = await views.workers(conn)
+    except psycopg.Error:
+        workers = None
+    return waiting, paused, workers
 
 
 def cmd_queue(args: argparse.Namespace) -> None:

@@ -217,3 +217,18 @@ async def last_completions(conn: AsyncConnection) -> dict[str, Any]:
         " count(*) filter (where status = 'completed') from families group by family"
     )
     return {family: {"lastCompletedAt": _iso(at), "completed": n} for family, at, n in await cur.fetchall()}
+
+
+async def status_counts(conn: AsyncConnection) -> dict[str, Any]:
+    """For /metrics: variations by status, families by (family, status), and per family the count
+    and total seconds of its completed drawings."""
+    variations = await conn.execute("select status, count(*) from variations group by status")
+    v = dict(await variations.fetchall())
+    families = await conn.execute("select family, status, count(*) from families group by family, status")
+    f = {(family, status): n for family, status, n in await families.fetchall()}
+    durations = await conn.execute(
+        """select family, count(*), coalesce(sum(duration_s), 0) from families
+           where status = 'completed' and duration_s is not null group by family"""
+    )
+    d = {family: (n, total) for family, n, total in await durations.fetchall()}
+    return {"variations": v, "families": f, "durations": d}

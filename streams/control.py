@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -15,6 +16,7 @@ from streams import topics
 from streams.peak import PeakHours
 
 log = logging.getLogger(__name__)
+WORKERS_GROUP = "imagegen"  # the Faust app's id: the workers' consumer group
 
 
 class QueueControls:
@@ -66,3 +68,38 @@ class QueueControls:
                     self.ready.set()
         finally:
             await consumer.stop()
+
+
+async def paused_now(bootstrap_servers: str) -> dict[str, bool]:
+    """The pauses in force (family or ALL_FAMILIES -> paused), read from the control topic once."""
+    controls = QueueControls(PeakHours())
+    following = asyncio.create_task(controls.follow(bootstrap_servers))
+    try:
+        await asyncio.wait_for(controls.ready.wait(), 30)
+    finally:
+        following.cancel()
+        await asyncio.gather(following, return_exceptions=True)
+    return {family: True for family, paused in controls.paused.items() if paused}
+
+
+async def waiting_jobs(bootstrap_servers: str, families: Iterable[str]) -> dict[tuple[str, str], int]:
+    """Jobs posted and not yet taken by the workers' group, per (family, "normal" or "dx")."""
+    names = {topics.family(f, p): (f, "dx" if p else "normal") for f in families for p in (False, True)}
+    # in the workers' group but never subscribed (so never joining it): it reads the group's commits
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, group_id=WORKERS_GROUP, enable_auto_commit=False, request_timeout_ms=3000
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()  # loads every topic's partitions
+        partitions = [
+            TopicPartition(topic, p) for topic in names for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        ends = await consumer.end_offsets(partitions) if partitions else {}
+        committed = {tp: await consumer.committed(tp) for tp in partitions}
+    finally:
+        await consumer.stop()
+    waiting = dict.fromkeys(names.values(), 0)
+    for tp, end in ends.items():
+        waiting[names[tp.topic]] += max(0, end - (committed.get(tp) or 0))
+    return waiting

@@ -102,13 +102,23 @@ async def test_peak_hours_hold_normal_jobs_and_let_dx_jobs_through(worker: Servi
     assert not {str(j.job_id) for j in normal} & seen  # still waiting in the broker
     log = (worker.logs / "worker.log").read_text()
     assert f"{topics.family(FAMILY)}: held: peak hours" in log
+    # the operator sees them waiting, and why
+    status = queue(worker, "status")
+    print(f"\n$ imagegen queue status\n{status}")
+    assert FAMILY in status and "peak hours: " in status and "(now in them)" in status
+    (row,) = [line.split() for line in status.splitlines() if line.split()[:1] == [FAMILY]]
+    assert row[1:5] == ["2", "0", "normal:", "peak"]
 
 
 async def test_a_pause_holds_dx_jobs_too_outlives_a_restart_and_ends_with_a_resume(worker: Services) -> None:
     assert queue(worker, "pause", FAMILY) == f"paused: {FAMILY}"
+    # the worker hears it within a second or so, and pauses the family's partitions
+    worker.wait_for_log("worker", f"{topics.family(FAMILY, priority=True)}: held: paused", 30)
     dx = job("launch-later", "dx")
     await post(servers(worker), dx)
     assert str(dx.job_id) not in await started(servers(worker))
+    (row,) = [line.split() for line in queue(worker, "status").splitlines() if line.split()[:1] == [FAMILY]]
+    assert row[2:4] == ["1", "paused"]  # the DX job waits
     # a restarted worker reads the pause before it takes any job
     worker.stop("worker")
     start(worker)
