@@ -152,7 +152,11 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
     async def hold_partitions() -> None:
         """Pause the partitions of held work topics, the Kafka way: their jobs wait in the broker."""
         served = table.subset(families)
-        assigned = app.consumer.assignment()
+        try:
+            assigned = app.consumer.assignment()
+        except Exception as exc:  # between assignments (a rebalance): the next tick pauses them
+            log.debug("no assignment to hold yet: %s", exc)
+            return
         for family in served:
             for dx in (False, True):
                 topic = topics.family(family.name, priority=dx)
