@@ -153,6 +153,25 @@ async def regenerate_variation(request: Request) -> Response:
     return _accepted(command, existing["name"], "regenerating")
 
 
+async def retry_family(request: Request) -> Response:
+    """Draw one failed family again; the variation is complete when it succeeds."""
+    vid, family = _uuid(request), request.path_params["family"]
+    async with request.app.state.pool.connection() as conn:
+        existing = await views.variation(conn, vid)
+    if existing is None:
+        raise Problem(404, f"no variation {vid}")
+    row = next((f for f in existing["families"] if f["name"] == family), None)
+    if row is None:
+        raise Problem(404, f"variation {existing['name']!r} has no family {family!r}",
+                      [{"field": "family", "message": "not one of the variation's families"}])  # fmt: skip
+    if row["status"] != "failed":
+        raise Problem(409, f"only a failed family can be retried; {family!r} is {row['status']}",
+                      [{"field": "family", "message": row["status"]}])  # fmt: skip
+    command = m.RetryFamily(command_id=uuid.uuid4(), variation_id=vid, family=family)
+    await _send(request, command)
+    return _accepted(command, existing["name"], "retrying")
+
+
 def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
     try:
@@ -286,6 +305,7 @@ routes = [
             Route("/variations/name/{name}", get_variation_by_name, methods=["GET"]),
             Route("/variations/{id}", get_variation, methods=["GET"]),
             Route("/variations/{id}/regenerate", regenerate_variation, methods=["POST"]),
+            Route("/variations/{id}/families/{family}/retry", retry_family, methods=["POST"]),
             Route("/commands/{id}", get_command, methods=["GET"]),
             Route("/health/ml", health_ml, methods=["GET"]),
             Route("/health", health, methods=["GET"]),

@@ -56,6 +56,21 @@ async def regeneration_requested(cur: AsyncCursor[Any], e: m.RegenerationRequest
     )
 
 
+async def family_retry_requested(cur: AsyncCursor[Any], e: m.FamilyRetryRequested) -> None:
+    await cur.execute(
+        """update families set status = 'queued', error = null, error_kind = null, retryable = null,
+               started_at = null, completed_at = null
+           where variation_id = %s and family = %s and round = %s and status = 'failed'""",
+        (e.variation_id, e.family, e.round),
+    )
+    if cur.rowcount:
+        await cur.execute(
+            """update variations set status = 'generating', error = null, completed_at = null, updated_at = %s
+               where id = %s and round = %s""",
+            (e.occurred_at, e.variation_id, e.round),
+        )
+
+
 async def family_started(cur: AsyncCursor[Any], e: m.FamilyStarted) -> None:
     await cur.execute(
         """update families set status = 'generating', attempts = attempts + 1, worker = %s, started_at = %s
@@ -131,6 +146,7 @@ HANDLERS: dict[type[m.Event], Handler] = {
     m.VariationRequested: variation_requested,
     m.VariationRejected: variation_rejected,
     m.RegenerationRequested: regeneration_requested,
+    m.FamilyRetryRequested: family_retry_requested,
     m.FamilyStarted: family_started,
     m.FamilyCompleted: family_completed,
     m.FamilyFailed: family_failed,

@@ -161,6 +161,18 @@ def _regenerated(fold: Fold, e: m.RegenerationRequested) -> None:
             fold._touch((f.variation_id, f.family))
 
 
+def _retried(fold: Fold, e: m.FamilyRetryRequested) -> None:
+    f = fold.families.get((e.variation_id, e.family))
+    if f is None or f.round != e.round or f.status != "failed":
+        return
+    f.status, f.error, f.error_kind, f.retryable, f.started_at, f.completed_at = "queued", None, None, None, None, None
+    fold._touch((f.variation_id, f.family))
+    v = fold.variations.get(e.variation_id)
+    if v is not None and v.round == e.round:
+        v.status, v.error, v.completed_at, v.updated_at = "generating", None, None, e.occurred_at
+        fold._touch(v.id)
+
+
 def _family(
     fold: Fold, e: m.FamilyStarted | m.FamilyCompleted | m.FamilyFailed, statuses: tuple[str, ...]
 ) -> Family | None:
@@ -226,6 +238,7 @@ EVOLVE: dict[type[m.Event], Callable[[Fold, Any], None]] = {
     m.VariationRequested: _requested,
     m.VariationRejected: _rejected,
     m.RegenerationRequested: _regenerated,
+    m.FamilyRetryRequested: _retried,
     m.FamilyStarted: _started,
     m.FamilyCompleted: _completed,
     m.FamilyFailed: _failed,

@@ -22,11 +22,12 @@ from streams.families import FamilyTable
 DOCUMENT = Path(__file__).resolve().parents[1] / "docs" / "asyncapi.json"
 KEY = {"type": "string", "format": "uuid", "description": "the variation id: one variation's messages stay in order"}
 
-COMMANDS = (m.CreateVariation, m.RegenerateVariation)
+COMMANDS = (m.CreateVariation, m.RegenerateVariation, m.RetryFamily)
 EVENTS = (
     m.VariationRequested,
     m.VariationRejected,
     m.RegenerationRequested,
+    m.FamilyRetryRequested,
     m.FamilyStarted,
     m.FamilyCompleted,
     m.FamilyFailed,
@@ -124,7 +125,7 @@ def document(table: FamilyTable) -> dict[str, Any]:
         },
     }  # fmt: skip
     operations = {
-        "receiveCommands": _operation("receive", "commands", "Create or regenerate a variation."),
+        "receiveCommands": _operation("receive", "commands", "Create or regenerate a variation, or retry a family."),
         "sendEvents": _operation("send", "events", "Record what happened to each variation."),
         "sendFamilyWork": _operation("send", "familyWork", "Hand a family's job to its workers."),
         "receiveFamilyWork": _operation("receive", "familyWork", "Draw a master and cut its derivatives."),

@@ -40,26 +40,31 @@ class Variation(BaseModel):
     status: Status = "generating"
     round: int = 1
     outcomes: dict[str, Outcome] = {}
+    attempts: dict[str, int] = {}  # of the current round, when a family was retried (else 1)
+    retries: int = 0  # in the current round: each retry concludes the variation anew
     seen: tuple[str, ...] = ()
 
 
 State = Variation | None
 
 
-def _work(state: Variation, round_: int, now: datetime) -> list[m.Message]:
+def _work(
+    state: Variation, round_: int, now: datetime, families: tuple[str, ...] | None = None, attempt: int = 1
+) -> list[m.GenerateFamily]:
     return [
         m.GenerateFamily(
-            job_id=m.derive_id(state.variation_id, round_, family, 1),
+            job_id=m.derive_id(state.variation_id, round_, family, attempt),
             variation_id=state.variation_id,
             name=state.name,
             family=family,
             round=round_,
+            attempt=attempt,
             generation=state.generation,
             priority=state.priority,
             expected_weights=previous.weights if (previous := state.outcomes.get(family)) else None,
             focal_point=state.focal_points.get(family, state.focal_point),
         )
-        for family in state.families
+        for family in families or state.families
     ]
 
 
@@ -98,6 +103,24 @@ def decide(state: State, message: m.Message, now: datetime) -> list[m.Message]:
                 ),
                 *_work(state, round_, now),
             ]
+        case m.RetryFamily() as cmd:
+            if state is None or state.status not in ("partial", "failed"):
+                return []  # the API answers 404 or 409 before sending
+            if (outcome := state.outcomes.get(cmd.family)) is None or outcome.status != "failed":
+                return []
+            attempt = state.attempts.get(cmd.family, 1) + 1
+            return [
+                m.FamilyRetryRequested(
+                    event_id=m.derive_id(cmd.command_id, "retry"),
+                    variation_id=cmd.variation_id,
+                    occurred_at=now,
+                    command_id=cmd.command_id,
+                    family=cmd.family,
+                    round=state.round,
+                    attempt=attempt,
+                ),
+                *_work(state, state.round, now, families=(cmd.family,), attempt=attempt),
+            ]
         case m.FamilyCompleted() | m.FamilyFailed() as outcome:
             if state is None or outcome.round != state.round or state.status != "generating":
                 return []
@@ -119,7 +142,7 @@ def _rejected(cmd: m.CreateVariation, now: datetime, reason: str) -> m.Variation
 
 
 def _conclusion(state: Variation, now: datetime) -> m.Event:
-    event_id = m.derive_id(state.variation_id, state.round, "concluded")
+    event_id = m.derive_id(state.variation_id, state.round, "concluded", *([state.retries] if state.retries else []))
     failed = {f: o.error or "failed" for f, o in state.outcomes.items() if o.status == "failed"}
     common = dict(event_id=event_id, variation_id=state.variation_id, occurred_at=now, round=state.round)
     if not failed:
@@ -147,7 +170,19 @@ def evolve(state: State, event: m.Message) -> State:
         case _ if state is None:
             return None
         case m.RegenerationRequested() as e:
-            return state.model_copy(update={"round": e.round, "status": "generating", "outcomes": {}})
+            return state.model_copy(
+                update={"round": e.round, "status": "generating", "outcomes": {}, "attempts": {}, "retries": 0}
+            )
+        case m.FamilyRetryRequested() as e if e.round == state.round:
+            outcomes = {f: o for f, o in state.outcomes.items() if f != e.family}
+            return state.model_copy(
+                update={
+                    "status": "generating",
+                    "outcomes": outcomes,
+                    "attempts": {**state.attempts, e.family: e.attempt},
+                    "retries": state.retries + 1,
+                }
+            )
         case m.FamilyCompleted() as e if e.round == state.round and e.family not in state.outcomes:
             outcome = Outcome(
                 status="completed",
@@ -205,6 +240,7 @@ def _applies(state: State, outcome: m.FamilyCompleted | m.FamilyFailed) -> bool:
         and outcome.round == state.round
         and outcome.family in state.families
         and outcome.family not in state.outcomes
+        and outcome.attempt == state.attempts.get(outcome.family, 1)  # not a late one of an earlier attempt
     )
 
 

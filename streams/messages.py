@@ -130,6 +130,13 @@ class RegenerateVariation(Command):
     type: Literal["RegenerateVariation"] = "RegenerateVariation"
 
 
+class RetryFamily(Command):
+    """Draw one failed family of the current round again; the others keep their images."""
+
+    type: Literal["RetryFamily"] = "RetryFamily"
+    family: str = Field(min_length=1, max_length=64)
+
+
 class GenerateFamily(Message):
     """Work for one family agent: draw one master and cut its derivatives."""
 
@@ -188,6 +195,14 @@ class RegenerationRequested(Event):
     type: Literal["RegenerationRequested"] = "RegenerationRequested"
     command_id: uuid.UUID
     round: int
+
+
+class FamilyRetryRequested(Event):
+    type: Literal["FamilyRetryRequested"] = "FamilyRetryRequested"
+    command_id: uuid.UUID
+    family: str
+    round: int
+    attempt: int
 
 
 class FamilyStarted(Event):
@@ -364,11 +379,12 @@ class ImageVariationFailed(DomainEvent):
 
 # --- the wire -------------------------------------------------------------------------------------
 
-AnyCommand = Annotated[CreateVariation | RegenerateVariation, Field(discriminator="type")]
+AnyCommand = Annotated[CreateVariation | RegenerateVariation | RetryFamily, Field(discriminator="type")]
 AnyEvent = Annotated[
     VariationRequested
     | VariationRejected
     | RegenerationRequested
+    | FamilyRetryRequested
     | FamilyStarted
     | FamilyCompleted
     | FamilyFailed
@@ -515,6 +531,6 @@ def decode_any(raw: bytes | str | None) -> Message:
     """Commands and events share the variations agent's input."""
     data = _load(raw)
     kind = data["type"]
-    if kind in ("CreateVariation", "RegenerateVariation"):
+    if kind in ("CreateVariation", "RegenerateVariation", "RetryFamily"):
         return _validate(_commands, data)  # type: ignore[no-any-return]
     return _validate(_events, data)  # type: ignore[no-any-return]

@@ -286,3 +286,38 @@ def test_a_regenerate_tells_each_job_the_weights_its_family_was_drawn_with():
     state, _ = run(state, failed(landscape))
     state, out = run(state, m.RegenerateVariation(command_id=uuid.uuid4(), variation_id=state.variation_id))
     assert {j.family: j.expected_weights for j in jobs(out)} == {"square": "sha256:aaaa", "landscape": None}
+
+
+def test_retrying_a_failed_family_redraws_only_it_and_completes_the_variation() -> None:
+    # square completes, landscape fails -> partial
+    state, out = run(None, create(families=("square", "landscape")))
+    square, landscape = jobs(out)
+    state, _ = run(state, completed(square))
+    state, out = run(state, failed(landscape))
+    assert [type(e).__name__ for e in out] == ["VariationPartial"]
+    partial_id = out[0].event_id
+    # retry the landscape: one new job, its next attempt, and nothing for the square
+    retry = m.RetryFamily(command_id=uuid.uuid4(), variation_id=state.variation_id, family="landscape")
+    state, out = run(state, retry)
+    requested, job = out
+    assert isinstance(requested, m.FamilyRetryRequested) and (requested.family, requested.attempt) == ("landscape", 2)
+    assert isinstance(job, m.GenerateFamily) and (job.family, job.round, job.attempt) == ("landscape", 1, 2)
+    assert job.job_id != landscape.job_id and state.status == "generating"
+    # a late outcome of the first attempt counts for nothing; the retry's success completes the variation
+    state, out = run(state, completed(landscape))
+    assert out == []
+    state, out = run(state, completed(job))
+    assert [type(e).__name__ for e in out] == ["VariationCompleted"]
+    assert out[0].event_id != partial_id  # a new conclusion, not a redelivered one
+    assert state.status == "completed" and set(state.outcomes) == {"square", "landscape"}
+
+
+def test_only_a_failed_family_of_a_concluded_variation_is_retried() -> None:
+    state, out = run(None, create(families=("square", "landscape")))
+    square, landscape = jobs(out)
+    state, _ = run(state, completed(square))
+    retry = m.RetryFamily(command_id=uuid.uuid4(), variation_id=state.variation_id, family="landscape")
+    assert run(state, retry)[1] == []  # still generating
+    state, _ = run(state, completed(landscape))
+    retry = m.RetryFamily(command_id=uuid.uuid4(), variation_id=state.variation_id, family="square")
+    assert run(state, retry)[1] == []  # completed: nothing to retry

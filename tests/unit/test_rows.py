@@ -125,3 +125,17 @@ def test_a_request_for_a_variation_already_held_makes_no_new_row() -> None:
 def test_a_rejection_is_kept_as_its_own_row() -> None:
     e = m.VariationRejected(command_id=uuid.uuid4(), name=NAME, reason="name taken", **at(0))
     assert fold([e]).rejections == [(e.event_id, e.command_id, VID, NAME, "name taken", e.occurred_at)]
+
+
+def test_a_retry_puts_a_failed_family_back_in_the_queue_and_its_success_completes_the_variation() -> None:
+    before = fold([requested("square"), started("square"), failed("square"),
+                   m.VariationFailed(round=1, error_message="square: CUDA out of memory", **at(3))])  # fmt: skip
+    retried = m.FamilyRetryRequested(command_id=uuid.uuid4(), family="square", round=1, attempt=2, **at(4))
+    again = dict(job_id=m.derive_id(VID, 1, "square", 2), family="square", round=1, attempt=2)
+    state = fold([retried, m.FamilyStarted(worker="gpu-2", **again, **at(5)),
+                  m.FamilyCompleted(master=image("square", 2), derivatives=(), model="tiny", seed=3, duration_s=0.5,
+                                    **again, **at(6)),
+                  m.VariationCompleted(round=1, **at(7))], loaded(before))  # fmt: skip
+    f, v = state.families[(VID, "square")], state.variations[VID]
+    assert (f.status, f.attempts, f.error, f.worker) == ("completed", 2, None, "gpu-2")
+    assert (v.status, v.error) == ("completed", None)
