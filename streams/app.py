@@ -147,6 +147,7 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
         await controls.follow(settings.kafka_bootstrap_servers)
 
     held_now: dict[str, str | None] = {}
+    paused_by_us: set[Any] = set()  # resume only these: Faust pauses partitions of its own (recovery)
 
     @app.timer(interval=1.0)
     async def hold_partitions() -> None:
@@ -164,8 +165,10 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
                 tps = [tp for tp in assigned if tp.topic == topic]
                 if why:
                     app.consumer.pause_partitions(tps)
-                else:
-                    app.consumer.resume_partitions(tps)
+                    paused_by_us.update(tps)
+                elif ours := [tp for tp in paused_by_us if tp.topic == topic]:
+                    app.consumer.resume_partitions(ours)
+                    paused_by_us.difference_update(ours)
                 if held_now.get(topic) != why:
                     log.info("%s: %s", topic, f"held: {why}" if why else "taken")
                     held_now[topic] = why
