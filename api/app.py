@@ -3,6 +3,7 @@ It never writes the read model."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -16,13 +17,16 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import ValidationError
+from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from api import live
 from api.images import image_response
+from api.live import LiveFeed
 from api.metrics import metrics
 from api.schemas import CreateVariationBody
 from imagegen.config import Settings, family_table
@@ -142,12 +146,17 @@ def _uuid(request: Request) -> uuid.UUID:
         raise Problem(404, "no such variation", [{"field": "id", "message": "not a UUID"}]) from None
 
 
+async def _existing(request: Request, vid: uuid.UUID) -> dict[str, Any]:
+    async with request.app.state.pool.connection() as conn:
+        found = await views.variation(conn, vid)
+    if found is None:
+        raise Problem(404, f"no variation {vid}")
+    return found
+
+
 async def regenerate_variation(request: Request) -> Response:
     vid = _uuid(request)
-    async with request.app.state.pool.connection() as conn:
-        existing = await views.variation(conn, vid)
-    if existing is None:
-        raise Problem(404, f"no variation {vid}")
+    existing = await _existing(request, vid)
     command = m.RegenerateVariation(command_id=uuid.uuid4(), variation_id=vid)
     await _send(request, command)
     return _accepted(command, existing["name"], "regenerating")
@@ -156,10 +165,7 @@ async def regenerate_variation(request: Request) -> Response:
 async def retry_family(request: Request) -> Response:
     """Draw one failed family again; the variation is complete when it succeeds."""
     vid, family = _uuid(request), request.path_params["family"]
-    async with request.app.state.pool.connection() as conn:
-        existing = await views.variation(conn, vid)
-    if existing is None:
-        raise Problem(404, f"no variation {vid}")
+    existing = await _existing(request, vid)
     row = next((f for f in existing["families"] if f["name"] == family), None)
     if row is None:
         raise Problem(404, f"variation {existing['name']!r} has no family {family!r}",
@@ -170,6 +176,36 @@ async def retry_family(request: Request) -> Response:
     command = m.RetryFamily(command_id=uuid.uuid4(), variation_id=vid, family=family)
     await _send(request, command)
     return _accepted(command, existing["name"], "retrying")
+
+
+async def cancel_variation(request: Request) -> Response:
+    """Stop the round being drawn: jobs not started are skipped, one in flight stops at its next step."""
+    vid = _uuid(request)
+    existing = await _existing(request, vid)
+    if existing["status"] != "generating":
+        raise Problem(409, f"only a variation being drawn can be cancelled; {existing['name']!r} is "
+                      f"{existing['status']}", [{"field": "id", "message": existing["status"]}])  # fmt: skip
+    command = m.CancelVariation(command_id=uuid.uuid4(), variation_id=vid)
+    await _send(request, command)
+    return _accepted(command, existing["name"], "cancelling")
+
+
+async def follow_variation(request: Request) -> Response:
+    """Server-sent events: a `snapshot` of the variation, then every event of its log (named by its
+    type) and every denoising step (`FamilyProgress`) as they happen. Any id may be followed before
+    its variation exists, so a client can listen before it posts."""
+    vid = _uuid(request)
+    feed: LiveFeed = request.app.state.live
+    try:
+        await asyncio.wait_for(feed.following.wait(), 10)
+    except TimeoutError:
+        raise Problem(503, "the event log is unreachable, retry later", **{"Retry-After": "5"}) from None
+
+    async def snapshot() -> Any:
+        async with request.app.state.pool.connection() as conn:
+            return await views.variation(conn, vid)
+
+    return EventSourceResponse(live.stream(feed, vid, snapshot), ping=15, send_timeout=30)
 
 
 def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -306,6 +342,8 @@ routes = [
             Route("/variations/{id}", get_variation, methods=["GET"]),
             Route("/variations/{id}/regenerate", regenerate_variation, methods=["POST"]),
             Route("/variations/{id}/families/{family}/retry", retry_family, methods=["POST"]),
+            Route("/variations/{id}/cancel", cancel_variation, methods=["POST"]),
+            Route("/variations/{id}/live", follow_variation, methods=["GET"]),
             Route("/commands/{id}", get_command, methods=["GET"]),
             Route("/health/ml", health_ml, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
@@ -339,10 +377,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             acks="all",
             request_timeout_ms=10_000,
         )
+        app.state.live = LiveFeed(settings.kafka_bootstrap_servers)
         try:
             await app.state.producer.start()
+            app.state.live.start()
             yield
         finally:
+            await app.state.live.stop()
             await app.state.producer.stop()
             await app.state.pool.close()
             await app.state.storage.close()

@@ -63,6 +63,8 @@ class SeoIndex:
                 page.status = "partial"
             case m.ImageVariationFailed():
                 page.status = "failed"
+            case m.ImageVariationCancelled():
+                page.status = "cancelled"  # the families drawn before keep their images
 
     def meta_tags(self, variation_id: uuid.UUID, alt: str = "") -> list[str]:
         page = self.pages.get(variation_id)
@@ -106,7 +108,7 @@ async def follow(servers: str, index: SeoIndex, until: uuid.UUID | None = None, 
                 continue
             index.apply(event)
             page = index.pages.get(until) if until else None
-            if page is not None and page.status in ("completed", "partial", "failed"):
+            if page is not None and page.status in ("completed", "partial", "failed", "cancelled"):
                 return
     finally:
         await consumer.stop()

@@ -151,7 +151,7 @@ def submit(api_url: str, body: dict[str, object], timeout: float = 300.0) -> dic
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = httpx.get(f"{api_url}/api/images/variations/{vid}", timeout=10)
-        if found.status_code == 200 and found.json()["status"] in ("completed", "partial", "failed"):
+        if found.status_code == 200 and found.json()["status"] in ("completed", "partial", "failed", "cancelled"):
             return found.json()  # type: ignore[no-any-return]
         time.sleep(0.2)
     raise SystemExit(f"variation {vid} did not finish in {timeout} s")
@@ -166,12 +166,16 @@ def print_variation(variation: dict[str, object]) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
+    from imagegen.follow import follow
+
     body = dict(SAMPLE)
-    body.update(name=args.name, families=args.families.split(","), category=args.category)
-    body["generation"] = {"prompt": args.prompt, "negativePrompt": args.negative_prompt, "model": args.model}
-    if args.seed is not None:
-        body["generation"]["seed"] = args.seed  # type: ignore[index]
-    print_variation(submit(args.api, body))
+    body.update(name=args.name, families=args.families.split(","), category=args.category, isDxJob=args.dx)
+    generation = {"prompt": args.prompt, "negativePrompt": args.negative_prompt, "model": args.model}
+    for field, value in (("seed", args.seed), ("inferenceSteps", args.steps), ("guidanceScale", args.guidance)):
+        if value is not None:
+            generation[field] = value
+    body["generation"] = generation
+    print_variation(follow(args.api, body) if args.follow else submit(args.api, body))
 
 
 def cmd_dev(args: argparse.Namespace) -> None:
@@ -247,6 +251,10 @@ def main(argv: list[str] | None = None) -> None:
     gen.add_argument("--category", default="")
     gen.add_argument("--model", default=settings().default_model)
     gen.add_argument("--seed", type=int)
+    gen.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
+    gen.add_argument("--guidance", type=float, help="guidance scale (default: the model's)")
+    gen.add_argument("--dx", action="store_true", help="a DX job: drawn before any normal job, even in peak hours")
+    gen.add_argument("--follow", action="store_true", help="show each family's steps as it is drawn")
     gen.add_argument("--api", default=f"http://127.0.0.1:{settings().api_port}")
     gen.set_defaults(func=cmd_generate)
     queue.add_commands(sub)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,9 +78,17 @@ def generate(pipeline: Any, spec: ModelSpec, params: GenerationParams, family: F
     return generate_batch(pipeline, spec, [params], family)[0]
 
 
-def generate_batch(pipeline: Any, spec: ModelSpec, batch: list[GenerationParams], family: Family) -> list[pyvips.Image]:
+OnStep = Callable[[int, int], None]
+
+
+def generate_batch(
+    pipeline: Any, spec: ModelSpec, batch: list[GenerationParams], family: Family, on_step: OnStep | None = None
+) -> list[pyvips.Image]:
     """Draw several masters of one family in one pipeline call, one generator per job, so each job
-    gets the picture it would get alone (up to the last bit of floating-point rounding)."""
+    gets the picture it would get alone (up to the last bit of floating-point rounding).
+
+    `on_step(step, steps)` is called after each denoising step (from 1); what it raises stops the
+    drawing there and comes out of this call."""
     # 1. Check inputs
     if not batch:
         raise InvalidGenerationInput("batch", "must hold at least one job")
@@ -93,6 +102,11 @@ def generate_batch(pipeline: Any, spec: ModelSpec, batch: list[GenerationParams]
     # 2. Seed each job. The starting noise is drawn on the CPU, so it is the same whatever the device.
     generators = [torch.Generator("cpu").manual_seed(p.seed) for p in batch]
 
+    def step_ended(pipe: Any, index: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        if on_step is not None:
+            on_step(index + 1, getattr(pipe, "num_timesteps", None) or first.steps)
+        return tensors
+
     # 3. Draw at the family's bucket. An empty negative prompt is None, so that SDXL uses zeros
     # for it (force_zeros_for_empty_prompt), as it was trained.
     with torch.inference_mode():
@@ -105,6 +119,8 @@ def generate_batch(pipeline: Any, spec: ModelSpec, batch: list[GenerationParams]
             guidance_scale=first.guidance,
             generator=generators,
             output_type="np",
+            callback_on_step_end=step_ended,
+            callback_on_step_end_tensor_inputs=[],
         )
 
     masters = []

@@ -174,7 +174,7 @@ def _retried(fold: Fold, e: m.FamilyRetryRequested) -> None:
 
 
 def _family(
-    fold: Fold, e: m.FamilyStarted | m.FamilyCompleted | m.FamilyFailed, statuses: tuple[str, ...]
+    fold: Fold, e: m.FamilyStarted | m.FamilyCompleted | m.FamilyFailed | m.FamilyCancelled, statuses: tuple[str, ...]
 ) -> Family | None:
     """The family row `e` applies to, if it is at `e`'s round in one of `statuses`; marked changed."""
     f = fold.families.get((e.variation_id, e.family))
@@ -219,6 +219,33 @@ def _failed(fold: Fold, e: m.FamilyFailed) -> None:
         )  # fmt: skip
 
 
+def _cancelled(fold: Fold, e: m.VariationCancelled) -> None:
+    v = fold.variations.get(e.variation_id)
+    if v is None or v.round != e.round or v.status != "generating":
+        return
+    v.status, v.error, v.completed_at, v.updated_at = "cancelled", None, e.occurred_at, e.occurred_at
+    fold._touch(v.id)
+    for f in fold.of_variation.get(e.variation_id, ()):
+        if f.round == e.round and f.status in ("queued", "generating"):
+            f.error = "cancelled before drawing" if f.status == "queued" else "cancelled while drawing"
+            f.status, f.error_kind, f.completed_at = "cancelled", "cancelled", e.occurred_at
+            fold._touch((f.variation_id, f.family))
+
+
+def _family_cancelled(fold: Fold, e: m.FamilyCancelled) -> None:
+    """Where the worker let go of the job: the family is cancelled (whichever of this and the
+    variation's cancellation comes first)."""
+    if f := _family(fold, e, ("queued", "generating", "cancelled")):
+        f.status, f.error_kind = "cancelled", "cancelled"
+        f.completed_at = f.completed_at or e.occurred_at
+        if e.at_step == 0:
+            f.error = "cancelled before drawing"
+        elif e.at_step < e.steps:
+            f.error = f"stopped at step {e.at_step} of {e.steps}"
+        else:
+            f.error = "cancelled after drawing; not stored"
+
+
 def _concluded(status: str) -> Callable[[Fold, Any], None]:
     def conclude(fold: Fold, e: m.VariationCompleted | m.VariationPartial | m.VariationFailed) -> None:
         v = fold.variations.get(e.variation_id)
@@ -245,6 +272,8 @@ EVOLVE: dict[type[m.Event], Callable[[Fold, Any], None]] = {
     m.VariationCompleted: _concluded("completed"),
     m.VariationPartial: _concluded("partial"),
     m.VariationFailed: _concluded("failed"),
+    m.FamilyCancelled: _family_cancelled,
+    m.VariationCancelled: _cancelled,
 }
 
 

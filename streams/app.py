@@ -18,7 +18,7 @@ from streams import domain, topics
 from streams import messages as m
 from streams.control import QueueControls
 from streams.families import FamilyTable
-from streams.jobs import FamilyJobs, batches
+from streams.jobs import FamilyJobs, Report, batches, cancelled_job
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,10 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
                 name = topics.family(job.family, priority=job.priority == "dx")
             case m.DomainEvent():
                 name = topics.DOMAIN_EVENTS
+            case m.VariationCancelled():
+                name = topics.EVENTS
+                # every worker reads the control topic whole: those holding the round's jobs let go
+                await (await app.send(topics.CONTROL, key=message.key, value=m.encode(message)))
             case _:
                 name = topics.EVENTS
         # Wait for the broker's acknowledgement: an input is only recorded as handled (table write,
@@ -141,6 +145,21 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
         await app.send(topics.WORKERS, key=beat.key, value=m.encode(beat))
 
     controls = QueueControls(settings.peak)
+    steps: asyncio.Queue[m.FamilyProgress] = asyncio.Queue(maxsize=10_000)
+
+    def report(progress: m.FamilyProgress) -> None:
+        """A denoising step done, from the drawing thread by way of the loop; sent in order."""
+        with contextlib.suppress(asyncio.QueueFull):  # live status only: never hold a drawing up
+            steps.put_nowait(progress)
+
+    @app.task
+    async def send_progress() -> None:
+        while True:
+            progress = await steps.get()
+            try:  # not awaiting the broker's acknowledgement: progress is ephemeral
+                await app.send(topics.PROGRESS, key=progress.key, value=m.encode(progress))
+            except Exception as exc:
+                log.debug("progress not sent: %s", exc)
 
     @app.task
     async def follow_queue_controls() -> None:
@@ -174,7 +193,7 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
                     held_now[topic] = why
 
     for family in table.subset(families):
-        _family_agent(app, family.name, jobs, send, to_dead_letter, controls)
+        _family_agent(app, family.name, jobs, send, to_dead_letter, controls, report)
     return app
 
 
@@ -205,7 +224,13 @@ class PriorityGate:
 
 
 def _family_agent(
-    app: faust.App, family: str, jobs: FamilyJobs, send: Any, to_dead_letter: Any, controls: QueueControls
+    app: faust.App,
+    family: str,
+    jobs: FamilyJobs,
+    send: Any,
+    to_dead_letter: Any,
+    controls: QueueControls,
+    report: Report,
 ) -> None:
     settings = jobs.settings
     gate = PriorityGate()
@@ -221,12 +246,16 @@ def _family_agent(
                         waiting.append(m.decode_work(event.value))
                     except m.UndecodableMessage as exc:
                         await to_dead_letter(event, str(exc))
+                # jobs fetched before their topic was held wait here; the held topic fetches no more
+                await controls.wait_free(family, dx) if waiting else None
+                for job in [job for job in waiting if controls.is_cancelled(job)]:
+                    log.info("%s of %s skipped: round %d was cancelled", family, job.name, job.round)
+                    await send(cancelled_job(job, 0, job.generation.steps))
+                    waiting.remove(job)
                 if not waiting:
                     continue
-                # jobs fetched before their topic was held wait here; the held topic fetches no more
-                await controls.wait_free(family, dx)
                 async with gate.turn(dx):
-                    await _draw(family, waiting, jobs, send)
+                    await _draw(family, waiting, jobs, send, controls, report)
 
         return agent
 
@@ -235,16 +264,18 @@ def _family_agent(
     app.agent(app.topic(topics.family(family, priority=True)), name=f"family-{family}-dx")(agent_for(dx=True))
 
 
-async def _draw(family: str, waiting: list[m.GenerateFamily], jobs: FamilyJobs, send: Any) -> None:
+async def _draw(
+    family: str, waiting: list[m.GenerateFamily], jobs: FamilyJobs, send: Any, controls: QueueControls, report: Report
+) -> None:
     for batch in batches(waiting):
         for job in batch:
             await send(jobs.started(job))
-        for job, outcome in zip(batch, await jobs.run_batch(batch), strict=True):
+        for job, outcome in zip(batch, await jobs.run_batch(batch, controls.is_cancelled, report), strict=True):
             await send(outcome)
             log.info(
                 "%s %s of %s (round %d, %s, batch of %d) in %.2f s",
                 family,
-                "completed" if isinstance(outcome, m.FamilyCompleted) else "failed",
+                type(outcome).__name__.removeprefix("Family").lower(),
                 job.name,
                 job.round,
                 job.priority,

@@ -22,7 +22,7 @@ from streams.families import FamilyTable
 DOCUMENT = Path(__file__).resolve().parents[1] / "docs" / "asyncapi.json"
 KEY = {"type": "string", "format": "uuid", "description": "the variation id: one variation's messages stay in order"}
 
-COMMANDS = (m.CreateVariation, m.RegenerateVariation, m.RetryFamily)
+COMMANDS = (m.CreateVariation, m.RegenerateVariation, m.RetryFamily, m.CancelVariation)
 EVENTS = (
     m.VariationRequested,
     m.VariationRejected,
@@ -31,9 +31,11 @@ EVENTS = (
     m.FamilyStarted,
     m.FamilyCompleted,
     m.FamilyFailed,
+    m.FamilyCancelled,
     m.VariationCompleted,
     m.VariationPartial,
     m.VariationFailed,
+    m.VariationCancelled,
 )
 DOMAIN_EVENTS = (
     m.ImageVariationStarted,
@@ -41,6 +43,7 @@ DOMAIN_EVENTS = (
     m.ImageVariationCompleted,
     m.ImageVariationPartial,
     m.ImageVariationFailed,
+    m.ImageVariationCancelled,
 )
 
 
@@ -67,7 +70,7 @@ def _operation(action: str, channel: str, summary: str) -> dict[str, Any]:
 
 def document(table: FamilyTable) -> dict[str, Any]:
     """The AsyncAPI 3.0 document for a deployment serving `table`'s families."""
-    every = (*COMMANDS, *EVENTS, m.GenerateFamily, *DOMAIN_EVENTS, m.WorkerHeartbeat, m.QueueControl)
+    every = (*COMMANDS, *EVENTS, m.GenerateFamily, *DOMAIN_EVENTS, m.WorkerHeartbeat, m.FamilyProgress, m.QueueControl)
     _, schemas = models_json_schema(
         [(model, "serialization") for model in every], ref_template="#/components/schemas/{model}"
     )
@@ -111,12 +114,16 @@ def document(table: FamilyTable) -> dict[str, Any]:
             "The public contract other services build on (camelCase), one per step a user cares about.",
             DOMAIN_EVENTS,
         ),
+        "progress": _channel(
+            topics.PROGRESS, "Denoising steps of the jobs being drawn: ephemeral live status, not part of the log.",
+            (m.FamilyProgress,),
+        ),
         "workers": _channel(topics.WORKERS, "Worker heartbeats: ephemeral, not part of the log.", (m.WorkerHeartbeat,)),
         "control": _channel(
             topics.CONTROL,
-            "Queue pause and resume: every worker reads it whole and holds what it says; the last word per "
-            "family (or * for all) stands.",
-            (m.QueueControl,),
+            "Queue pause and resume, and cancelled rounds: every worker reads it whole and holds what it says; "
+            "the last word per family (or * for all) stands, and a cancelled round's jobs are let go.",
+            (m.QueueControl, m.VariationCancelled),
         ),
         "deadLetter": {
             "address": topics.DEAD_LETTER,
@@ -125,17 +132,19 @@ def document(table: FamilyTable) -> dict[str, Any]:
         },
     }  # fmt: skip
     operations = {
-        "receiveCommands": _operation("receive", "commands", "Create or regenerate a variation, or retry a family."),
+        "receiveCommands": _operation("receive", "commands", "Create, regenerate, cancel a variation; retry a family."),
         "sendEvents": _operation("send", "events", "Record what happened to each variation."),
         "sendFamilyWork": _operation("send", "familyWork", "Hand a family's job to its workers."),
         "receiveFamilyWork": _operation("receive", "familyWork", "Draw a master and cut its derivatives."),
         "sendFamilyPriorityWork": _operation("send", "familyPriorityWork", "Hand a DX job to its workers."),
         "receiveFamilyPriorityWork": _operation("receive", "familyPriorityWork", "Draw a DX job first."),
         "sendDomainEvents": _operation("send", "domainEvents", "Announce progress to other services."),
+        "sendProgress": _operation("send", "progress", "Report each denoising step of a job."),
+        "receiveProgress": _operation("receive", "progress", "Stream a variation's steps (the API's SSE)."),
         "sendHeartbeats": _operation("send", "workers", "Say a worker is alive and what it serves."),
         "sendDeadLetters": _operation("send", "deadLetter", "Set aside what could not be read."),
         "sendQueueControl": _operation("send", "control", "Hold or release a family's jobs (imagegen queue)."),
-        "receiveQueueControl": _operation("receive", "control", "Hold the jobs of paused families."),
+        "receiveQueueControl": _operation("receive", "control", "Hold paused families; let go of cancelled jobs."),
     }
     return {
         "asyncapi": "3.0.0",

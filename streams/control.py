@@ -1,11 +1,15 @@
 """What holds a worker's jobs: an operator's pause or resume (imagegen.control, read whole from its
 start by every worker, so a pause outlives worker restarts) and peak hours (PEAK_HOURS). The worker
-pauses the partitions of held topics, so their jobs wait in the broker, not in the worker."""
+pauses the partitions of held topics, so their jobs wait in the broker, not in the worker.
+
+The control topic also carries cancelled rounds (VariationCancelled, sent there by the variations
+agent): a worker skips their jobs, and stops one it is drawing at its next denoising step."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -23,10 +27,19 @@ class QueueControls:
     def __init__(self, peak: PeakHours) -> None:
         self.peak = peak
         self.paused: dict[str, bool] = {}  # family or ALL_FAMILIES -> the last word said
+        self.cancelled: dict[uuid.UUID, int] = {}  # variation id -> its last cancelled round
         self.ready = asyncio.Event()  # set once the control topic is read to its end
 
-    def apply(self, control: m.QueueControl) -> None:
-        self.paused[control.family] = control.paused
+    def apply(self, control: m.QueueControl | m.VariationCancelled) -> None:
+        match control:
+            case m.QueueControl():
+                self.paused[control.family] = control.paused
+            case m.VariationCancelled():
+                self.cancelled[control.variation_id] = max(control.round, self.cancelled.get(control.variation_id, 0))
+
+    def is_cancelled(self, job: m.GenerateFamily) -> bool:
+        """Whether `job`'s round was cancelled (safe to ask from the drawing thread)."""
+        return job.round <= self.cancelled.get(job.variation_id, 0)
 
     def held(self, family: str, dx: bool, now: datetime) -> str | None:
         """Why `family`'s normal (or DX) jobs must wait now, or None."""

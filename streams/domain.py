@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from streams import messages as m
 
-Status = Literal["generating", "completed", "partial", "failed"]
+Status = Literal["generating", "completed", "partial", "failed", "cancelled"]
 SEEN_LIMIT = 256  # ids of handled commands and outcomes kept to drop redeliveries
 
 
@@ -121,6 +121,19 @@ def decide(state: State, message: m.Message, now: datetime) -> list[m.Message]:
                 ),
                 *_work(state, state.round, now, families=(cmd.family,), attempt=attempt),
             ]
+        case m.CancelVariation() as cmd:
+            if state is None or state.status != "generating":
+                return []  # the API answers 404 or 409 before sending
+            return [
+                m.VariationCancelled(
+                    event_id=m.derive_id(cmd.command_id, "cancel"),
+                    variation_id=cmd.variation_id,
+                    occurred_at=now,
+                    command_id=cmd.command_id,
+                    round=state.round,
+                    families=tuple(f for f in state.families if f not in state.outcomes),
+                )
+            ]
         case m.FamilyCompleted() | m.FamilyFailed() as outcome:
             if state is None or outcome.round != state.round or state.status != "generating":
                 return []
@@ -200,6 +213,8 @@ def evolve(state: State, event: m.Message) -> State:
             return state.model_copy(update={"status": "partial"})
         case m.VariationFailed() as e if e.round == state.round:
             return state.model_copy(update={"status": "failed"})
+        case m.VariationCancelled() as e if e.round == state.round:
+            return state.model_copy(update={"status": "cancelled"})
     return state
 
 
@@ -277,4 +292,6 @@ def public_events(state: State, event: m.Message) -> list[m.DomainEvent]:
             return [m.ImageVariationPartial(**common, partial_urls=masters, errors=e.failed)]  # type: ignore[arg-type]
         case m.VariationFailed() as e:
             return [m.ImageVariationFailed(**common, error_message=e.error_message)]  # type: ignore[arg-type]
+        case m.VariationCancelled():
+            return [m.ImageVariationCancelled(**common, public_urls=masters)]  # type: ignore[arg-type]
     return []

@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,19 @@ RETRYABLE = (MemoryError, TimeoutError, ConnectionError, OSError)
 def out_of_memory(exc: BaseException) -> bool:
     """torch.OutOfMemoryError (CUDA's) or the host's MemoryError, without importing torch here."""
     return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+
+
+Outcome = m.FamilyCompleted | m.FamilyFailed | m.FamilyCancelled
+Cancelled = Callable[[m.GenerateFamily], bool]  # asked from the drawing thread too
+Report = Callable[[m.FamilyProgress], None]  # called on the event loop
+
+
+class Stopped(Exception):
+    """Every job of the call was cancelled: the drawing stops at `step` of `steps`."""
+
+    def __init__(self, step: int, steps: int) -> None:
+        super().__init__(f"cancelled at step {step} of {steps}")
+        self.step, self.steps = step, steps
 
 
 @dataclass(frozen=True)
@@ -107,11 +121,16 @@ class FamilyJobs:
     def started(self, job: m.GenerateFamily) -> m.FamilyStarted:
         return m.FamilyStarted(**_about(job, "started"), worker=WORKER)
 
-    def _draw(self, batch: list[m.GenerateFamily]) -> list[Drawn]:
+    def progress(self, job: m.GenerateFamily, step: int, steps: int) -> m.FamilyProgress:
+        return m.FamilyProgress(variation_id=job.variation_id, job_id=job.job_id, family=job.family, round=job.round,
+                                attempt=job.attempt, step=step, steps=steps, sent_at=m.utcnow())  # fmt: skip
+
+    def _draw(self, batch: list[m.GenerateFamily], on_step: Callable[[int, int], None]) -> list[Drawn]:
         first = batch[0]
         family = self.table.get(first.family)
         spec, pipeline = self.pipelines.get(first.generation.model)
-        masters = generate_batch(pipeline, spec, [_params(job.generation) for job in batch], family)
+        on_step(0, first.generation.steps)  # cancelled while waiting for the device: not drawn at all
+        masters = generate_batch(pipeline, spec, [_params(job.generation) for job in batch], family, on_step)
         encoding = self.encoding
         scheduler = type(pipeline.scheduler).__name__
         weights = self.pipelines.fingerprint(first.generation.model)
@@ -145,24 +164,42 @@ class FamilyJobs:
         return m.StoredImage(name=name, key=key, url=url, width=size[0], height=size[1], bytes=len(data),
                              content_type=content_type, **framing)  # fmt: skip
 
-    async def run(self, job: m.GenerateFamily) -> m.FamilyCompleted | m.FamilyFailed:
+    async def run(self, job: m.GenerateFamily) -> Outcome:
         return (await self.run_batch([job]))[0]
 
-    async def run_batch(self, batch: list[m.GenerateFamily]) -> list[m.FamilyCompleted | m.FamilyFailed]:
+    async def run_batch(
+        self, batch: list[m.GenerateFamily], cancelled: Cancelled = lambda job: False, report: Report | None = None
+    ) -> list[Outcome]:
         """Jobs of one family that can share a pipeline call (`batches`), drawn in one call; each
-        gets its own outcome."""
+        gets its own outcome. Each denoising step is reported; the call stops at the step by which
+        every job of it is `cancelled`, and a cancelled job's drawing is not stored."""
         began = time.perf_counter()
         loop = asyncio.get_running_loop()
+
+        def on_step(step: int, steps: int) -> None:  # in the drawing thread
+            if report is not None and step:
+                for job in batch:
+                    loop.call_soon_threadsafe(report, self.progress(job, step, steps))
+            if all(cancelled(job) for job in batch):
+                raise Stopped(step, steps)
+
         try:
-            drawn = await loop.run_in_executor(self.executor, self._draw, batch)
+            drawn = await loop.run_in_executor(self.executor, self._draw, batch, on_step)
+        except Stopped as stop:
+            log.info("%s of %s stopped at step %d of %d: cancelled", batch[0].family, [j.name for j in batch],
+                     stop.step, stop.steps)  # fmt: skip
+            return [cancelled_job(job, stop.step, stop.steps) for job in batch]
         except Exception as exc:
             log.exception("family %s failed for %s", batch[0].family, [job.name for job in batch])
             oom = out_of_memory(exc)
             if oom:  # the worker keeps serving: free what the failed call held
                 await loop.run_in_executor(self.executor, self.pipelines.release_memory)
             return [_failed(job, exc, oom) for job in batch]
-        outcomes: list[m.FamilyCompleted | m.FamilyFailed] = []
+        outcomes: list[Outcome] = []
         for job, one in zip(batch, drawn, strict=True):
+            if cancelled(job):  # drawn with others that were not: not stored
+                outcomes.append(cancelled_job(job, job.generation.steps, job.generation.steps))
+                continue
             try:
                 outcomes.append(await self._completed(job, one, time.perf_counter() - began))
             except Exception as exc:
@@ -197,6 +234,10 @@ class FamilyJobs:
 
 def _params(g: m.Generation) -> GenerationParams:
     return GenerationParams(g.prompt, g.negative_prompt, g.seed, g.steps, g.guidance)
+
+
+def cancelled_job(job: m.GenerateFamily, at_step: int, steps: int) -> m.FamilyCancelled:
+    return m.FamilyCancelled(**_about(job, "cancelled"), at_step=at_step, steps=steps)
 
 
 def _failed(job: m.GenerateFamily, exc: Exception, oom: bool) -> m.FamilyFailed:

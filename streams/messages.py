@@ -137,6 +137,13 @@ class RetryFamily(Command):
     family: str = Field(min_length=1, max_length=64)
 
 
+class CancelVariation(Command):
+    """Stop drawing the current round: jobs not started are skipped, a job in flight stops at its next
+    denoising step; the families already drawn keep their images."""
+
+    type: Literal["CancelVariation"] = "CancelVariation"
+
+
 class GenerateFamily(Message):
     """Work for one family agent: draw one master and cut its derivatives."""
 
@@ -250,6 +257,19 @@ class FamilyFailed(Event):
     retryable: bool
 
 
+class FamilyCancelled(Event):
+    """A worker let go of a job of a cancelled round: skipped before drawing (`at_step` 0), stopped at
+    a denoising step, or drawn and not stored (`at_step` == `steps`)."""
+
+    type: Literal["FamilyCancelled"] = "FamilyCancelled"
+    job_id: uuid.UUID
+    family: str
+    round: int
+    attempt: int
+    at_step: int
+    steps: int
+
+
 class VariationCompleted(Event):
     type: Literal["VariationCompleted"] = "VariationCompleted"
     round: int
@@ -265,6 +285,16 @@ class VariationFailed(Event):
     type: Literal["VariationFailed"] = "VariationFailed"
     round: int
     error_message: str
+
+
+class VariationCancelled(Event):
+    """The round was cancelled; `families` are those it had not drawn yet. Also sent to
+    imagegen.control, which every worker reads whole, so that workers let go of its jobs."""
+
+    type: Literal["VariationCancelled"] = "VariationCancelled"
+    command_id: uuid.UUID
+    round: int
+    families: tuple[str, ...]
 
 
 FamilyOutcome = FamilyCompleted | FamilyFailed
@@ -291,6 +321,24 @@ class WorkerHeartbeat(Message):
     @property
     def key(self) -> bytes:
         return self.worker.encode()
+
+
+class FamilyProgress(Message):
+    """A denoising step done (imagegen.progress): ephemeral live status, not part of the log."""
+
+    type: Literal["FamilyProgress"] = "FamilyProgress"
+    variation_id: uuid.UUID
+    job_id: uuid.UUID
+    family: str
+    round: int
+    attempt: int
+    step: int
+    steps: int
+    sent_at: datetime
+
+    @property
+    def message_id(self) -> uuid.UUID:
+        return derive_id(self.job_id, self.step)
 
 
 # --- queue control (operators' word to every worker, not part of the log) ---------------------------
@@ -377,9 +425,18 @@ class ImageVariationFailed(DomainEvent):
     error_message: str
 
 
+class ImageVariationCancelled(DomainEvent):
+    """The round was cancelled; `public_urls` are the masters of the families drawn before."""
+
+    type: Literal["IMAGE_VARIATION_CANCELLED"] = "IMAGE_VARIATION_CANCELLED"
+    public_urls: dict[str, str]
+
+
 # --- the wire -------------------------------------------------------------------------------------
 
-AnyCommand = Annotated[CreateVariation | RegenerateVariation | RetryFamily, Field(discriminator="type")]
+AnyCommand = Annotated[
+    CreateVariation | RegenerateVariation | RetryFamily | CancelVariation, Field(discriminator="type")
+]
 AnyEvent = Annotated[
     VariationRequested
     | VariationRejected
@@ -388,9 +445,11 @@ AnyEvent = Annotated[
     | FamilyStarted
     | FamilyCompleted
     | FamilyFailed
+    | FamilyCancelled
     | VariationCompleted
     | VariationPartial
-    | VariationFailed,
+    | VariationFailed
+    | VariationCancelled,
     Field(discriminator="type"),
 ]
 AnyDomainEvent = Annotated[
@@ -398,7 +457,8 @@ AnyDomainEvent = Annotated[
     | ImageFamilyCompleted
     | ImageVariationCompleted
     | ImageVariationPartial
-    | ImageVariationFailed,
+    | ImageVariationFailed
+    | ImageVariationCancelled,
     Field(discriminator="type"),
 ]
 
@@ -407,7 +467,10 @@ _events: TypeAdapter[Event] = TypeAdapter(AnyEvent)
 _work: TypeAdapter[GenerateFamily] = TypeAdapter(GenerateFamily)
 _domain: TypeAdapter[DomainEvent] = TypeAdapter(AnyDomainEvent)
 _heartbeat: TypeAdapter[WorkerHeartbeat] = TypeAdapter(WorkerHeartbeat)
-_control: TypeAdapter[QueueControl] = TypeAdapter(QueueControl)
+_control: TypeAdapter[QueueControl | VariationCancelled] = TypeAdapter(
+    Annotated[QueueControl | VariationCancelled, Field(discriminator="type")]
+)
+_progress: TypeAdapter[FamilyProgress] = TypeAdapter(FamilyProgress)
 
 WIRE_TYPE = re.compile(r"^[A-Za-z_]{1,64}$")
 
@@ -519,18 +582,25 @@ def decode_heartbeat(raw: bytes | str | None) -> WorkerHeartbeat:
     return _decode(_heartbeat, raw)  # type: ignore[no-any-return]
 
 
-def decode_control(raw: bytes | str | None) -> QueueControl:
+def decode_control(raw: bytes | str | None) -> QueueControl | VariationCancelled:
     return _decode(_control, raw)  # type: ignore[no-any-return]
+
+
+def decode_progress(raw: bytes | str | None) -> FamilyProgress:
+    return _decode(_progress, raw)  # type: ignore[no-any-return]
 
 
 def decode_domain_event(raw: bytes | str | None) -> DomainEvent:
     return _decode(_domain, raw)  # type: ignore[no-any-return]
 
 
+COMMAND_TYPES = frozenset(("CreateVariation", "RegenerateVariation", "RetryFamily", "CancelVariation"))
+
+
 def decode_any(raw: bytes | str | None) -> Message:
     """Commands and events share the variations agent's input."""
     data = _load(raw)
     kind = data["type"]
-    if kind in ("CreateVariation", "RegenerateVariation", "RetryFamily"):
+    if kind in COMMAND_TYPES:
         return _validate(_commands, data)  # type: ignore[no-any-return]
     return _validate(_events, data)  # type: ignore[no-any-return]

@@ -37,7 +37,7 @@ EXAMPLE = {
     # the landscape's subject is where the marketer says: the top edge, in the middle
     "focalPoints": {"landscape": {"x": 0.5, "y": 0.0}},
 }
-DONE = ("completed", "partial", "failed")
+DONE = ("completed", "partial", "failed", "cancelled")
 
 
 def wait_for(api: httpx.Client, vid: str, done=lambda v: v["status"] in DONE, timeout: float = 180.0) -> dict:

@@ -21,7 +21,7 @@ BODY = {
     "families": ["facebook-og"],
     "generation": {"prompt": "a red kite over dunes", "seed": 5, "model": "tiny", "inferenceSteps": 2},
 }
-DONE = ("completed", "partial", "failed")
+DONE = ("completed", "partial", "failed", "cancelled")
 
 
 async def created(api: httpx.AsyncClient, name: str) -> dict:

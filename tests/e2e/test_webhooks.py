@@ -25,7 +25,7 @@ VARIATION = {
     "families": ["facebook-og"],
     "generation": {"prompt": "a lighthouse at dawn", "seed": 11, "model": "tiny", "inferenceSteps": 2},
 }
-DONE = ("completed", "partial", "failed")
+DONE = ("completed", "partial", "failed", "cancelled")
 
 
 def first_one_fails(path: str, before: list) -> int:

@@ -88,6 +88,28 @@ def test_what_a_variation_s_life_sends_fits_the_document() -> None:
         validate(message)
 
 
+def test_what_a_cancellation_and_its_live_status_send_fits_the_document() -> None:
+    create = m.CreateVariation(
+        command_id=uuid.uuid4(), variation_id=m.variation_id("winter-sale"), name="winter-sale", families=("hero",),
+        generation=m.Generation(prompt="snow", seed=1, model="tiny", steps=30, guidance=5.0),
+    )  # fmt: skip
+    state, sent = domain.handle(None, create, NOW)
+    (job,) = [s for s in sent if isinstance(s, m.GenerateFamily)]
+    cancel = m.CancelVariation(command_id=uuid.uuid4(), variation_id=job.variation_id)
+    state, more = domain.handle(state, cancel, NOW)
+    progress = m.FamilyProgress(variation_id=job.variation_id, job_id=job.job_id, family="hero", round=1, attempt=1,
+                                step=7, steps=30, sent_at=NOW)  # fmt: skip
+    stopped = m.FamilyCancelled(event_id=uuid.uuid4(), variation_id=job.variation_id, occurred_at=NOW,
+                                job_id=job.job_id, family="hero", round=1, attempt=1, at_step=8, steps=30)  # fmt: skip
+    public = [p for e in more for p in domain.public_events(state, e)]
+    messages = [cancel, *more, *public, progress, stopped]
+    assert [json.loads(m.encode(x))["type"] for x in messages] == [
+        "CancelVariation", "VariationCancelled", "IMAGE_VARIATION_CANCELLED", "FamilyProgress", "FamilyCancelled"
+    ]  # fmt: skip
+    for message in messages:
+        validate(message)
+
+
 def test_a_message_that_breaks_the_contract_is_caught() -> None:
     wire = {"type": "IMAGE_VARIATION_FAILED", "version": 1, "id": str(uuid.uuid4())}  # no time, no ids
     payload = DOC["components"]["messages"]["IMAGE_VARIATION_FAILED"]["payload"]

@@ -321,3 +321,31 @@ def test_only_a_failed_family_of_a_concluded_variation_is_retried() -> None:
     state, _ = run(state, completed(landscape))
     retry = m.RetryFamily(command_id=uuid.uuid4(), variation_id=state.variation_id, family="square")
     assert run(state, retry)[1] == []  # completed: nothing to retry
+
+
+def test_cancelling_a_round_being_drawn_keeps_what_was_drawn_and_ignores_later_outcomes() -> None:
+    state, out = run(None, create(families=("square", "landscape", "facebook-og")))
+    square, landscape, _ = jobs(out)
+    state, _ = run(state, completed(square))
+    cancel = m.CancelVariation(command_id=uuid.uuid4(), variation_id=state.variation_id)
+    state, out = run(state, cancel)
+    (cancelled,) = out
+    assert isinstance(cancelled, m.VariationCancelled) and cancelled.families == ("landscape", "facebook-og")
+    assert state.status == "cancelled" and cancelled.round == 1
+    assert run(state, cancel) == (state, [])  # redelivered: nothing more
+    # a worker that drew the landscape before it heard of the cancellation: nothing concludes
+    state, out = run(state, completed(landscape))
+    assert out == [] and state.status == "cancelled" and "landscape" not in state.outcomes
+    (public,) = domain.public_events(state, cancelled)
+    assert isinstance(public, m.ImageVariationCancelled) and public.public_urls == {"square": "http://x/square"}
+    # a cancelled variation is not cancelled again, but can be drawn anew
+    assert run(state, m.CancelVariation(command_id=uuid.uuid4(), variation_id=state.variation_id))[1] == []
+    state, out = run(state, m.RegenerateVariation(command_id=uuid.uuid4(), variation_id=state.variation_id))
+    assert state.status == "generating" and len(jobs(out)) == 3 and {j.round for j in jobs(out)} == {2}
+
+
+def test_a_concluded_variation_is_not_cancelled() -> None:
+    state, out = run(None, create(families=("square",)))
+    state, _ = run(state, completed(jobs(out)[0]))
+    assert state.status == "completed"
+    assert run(state, m.CancelVariation(command_id=uuid.uuid4(), variation_id=state.variation_id))[1] == []

@@ -85,3 +85,35 @@ def test_waiting_jobs_are_grouped_by_what_one_pipeline_call_can_share() -> None:
     e = job("e").model_copy(update={"generation": GEN.model_copy(update={"model": "turbo"})})
     f = job("f")
     assert batches([a, b, c, d, e, f]) == [[a, b, f], [c], [d], [e]]
+
+
+def test_each_denoising_step_is_reported_in_order(family_jobs: FamilyJobs) -> None:
+    steps = []
+    drawn = job("kite-steps").model_copy(update={"generation": GEN.model_copy(update={"steps": 5})})
+    outcome = asyncio.run(family_jobs.run_batch([drawn], report=steps.append))[0]
+    assert isinstance(outcome, m.FamilyCompleted)
+    assert [(p.step, p.steps) for p in steps] == [(1, 5), (2, 5), (3, 5), (4, 5), (5, 5)]
+    assert {p.job_id for p in steps} == {drawn.job_id}
+
+
+def test_a_cancelled_job_stops_at_the_next_step_and_stores_nothing(family_jobs: FamilyJobs) -> None:
+    steps: list[m.FamilyProgress] = []
+    drawn = job("kite-cancelled").model_copy(update={"generation": GEN.model_copy(update={"steps": 20})})
+    outcome = asyncio.run(family_jobs.run_batch([drawn], cancelled=lambda j: len(steps) >= 3, report=steps.append))[0]
+    assert isinstance(outcome, m.FamilyCancelled)
+    assert outcome.steps == 20 and 3 <= outcome.at_step < 20, outcome  # reports reach the loop a little late
+    assert not (Path(family_jobs.storage.root) / "kite-cancelled").exists()
+
+
+def test_a_job_cancelled_before_it_reaches_the_device_is_not_drawn(family_jobs: FamilyJobs) -> None:
+    outcome = asyncio.run(family_jobs.run_batch([job("kite-never")], cancelled=lambda j: True))[0]
+    assert isinstance(outcome, m.FamilyCancelled) and outcome.at_step == 0
+
+
+def test_in_a_batch_only_the_cancelled_job_is_let_go(family_jobs: FamilyJobs) -> None:
+    kept, dropped = job("kite-kept"), job("kite-dropped")
+    outcomes = asyncio.run(family_jobs.run_batch([kept, dropped], cancelled=lambda j: j is dropped))
+    assert isinstance(outcomes[0], m.FamilyCompleted)
+    assert isinstance(outcomes[1], m.FamilyCancelled) and outcomes[1].at_step == outcomes[1].steps
+    root = Path(family_jobs.storage.root)
+    assert (root / "kite-kept").exists() and not (root / "kite-dropped").exists()

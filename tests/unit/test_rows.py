@@ -139,3 +139,20 @@ def test_a_retry_puts_a_failed_family_back_in_the_queue_and_its_success_complete
     f, v = state.families[(VID, "square")], state.variations[VID]
     assert (f.status, f.attempts, f.error, f.worker) == ("completed", 2, None, "gpu-2")
     assert (v.status, v.error) == ("completed", None)
+
+
+def test_a_cancellation_marks_the_families_not_drawn_and_where_the_worker_stopped() -> None:
+    cancelled = m.VariationCancelled(command_id=uuid.uuid4(), round=1, families=("landscape", "portrait"), **at(4))
+    state = fold([requested("square", "landscape", "portrait"), started("square"), completed("square", t=2),
+                  started("landscape", t=3), cancelled,
+                  m.FamilyCancelled(at_step=7, steps=30, **job("landscape", 1), **at(5)),
+                  m.FamilyCancelled(at_step=0, steps=30, **job("portrait", 1), **at(6)),
+                  completed("landscape", t=7)])  # fmt: skip
+    families = {name: (f.status, f.error) for (_, name), f in state.families.items()}
+    assert families == {"square": ("completed", None), "landscape": ("cancelled", "stopped at step 7 of 30"),
+                        "portrait": ("cancelled", "cancelled before drawing")}  # fmt: skip
+    v = state.variations[VID]
+    assert (v.status, v.completed_at) == ("cancelled", NOW + timedelta(seconds=4))
+    # a regeneration draws every family anew
+    again = fold([m.RegenerationRequested(command_id=uuid.uuid4(), round=2, **at(8))], loaded(state))
+    assert {f.status for f in again.families.values()} == {"queued"} and again.variations[VID].status == "generating"

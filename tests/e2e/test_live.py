@@ -1,0 +1,162 @@
+"""Following a variation as it is drawn (server-sent events), and cancelling one mid-way, over HTTP on
+the running stack: the steps of each family arrive in order between its start and its end; a
+cancelled drawing stops at a denoising step, a job not started is skipped, and nothing is stored."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+
+import httpx
+import pytest
+from httpx_sse import ServerSentEvent, aconnect_sse
+
+from streams import messages as m
+from streams import topics
+from tests.e2e.test_retry import queue
+
+Until = Callable[[list[ServerSentEvent]], bool]
+
+
+class Follower:
+    """The SSE stream of one variation, read in the background until `until` says so."""
+
+    def __init__(self, client: httpx.AsyncClient, vid: str, until: Until) -> None:
+        self.events: list[ServerSentEvent] = []
+        self.connected = asyncio.Event()
+        self._task = asyncio.create_task(self._read(client, vid, until))
+
+    async def _read(self, client: httpx.AsyncClient, vid: str, until: Until) -> None:
+        async with aconnect_sse(client, "GET", f"/api/images/variations/{vid}/live", timeout=None) as source:
+            assert source.response.headers["content-type"].startswith("text/event-stream")
+            self.connected.set()
+            async for event in source.aiter_sse():
+                self.events.append(event)
+                if until(self.events):
+                    return
+
+    async def wait(self, timeout: float = 120.0) -> list[ServerSentEvent]:
+        await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        return self.events
+
+    async def until(self, seen: Until, timeout: float = 120.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not seen(self.events):
+            if self._task.done():
+                self._task.result()  # the stream's own error, if any
+                raise AssertionError(f"the stream ended first: {[e.event for e in self.events]}")
+            assert loop.time() < deadline, [e.event for e in self.events]
+            await asyncio.sleep(0.05)
+
+
+def of(events: list[ServerSentEvent], kind: str) -> list[dict]:
+    return [json.loads(e.data) for e in events if e.event == kind]
+
+
+def concluded(events: list[ServerSentEvent]) -> bool:
+    return any(e.event in ("VariationCompleted", "VariationPartial", "VariationFailed", "VariationCancelled")
+               for e in events)  # fmt: skip
+
+
+@pytest.fixture
+async def client(services):
+    async with httpx.AsyncClient(base_url=services.api_url, timeout=30) as c:
+        yield c
+
+
+async def test_a_followed_variation_streams_each_family_s_steps_in_order(client: httpx.AsyncClient) -> None:
+    name = "live-lanterns"
+    vid = str(m.variation_id(name))
+    follower = Follower(client, vid, concluded)  # listening before the variation exists
+    await asyncio.wait_for(follower.connected.wait(), 30)
+    generation = {"prompt": "paper lanterns over a river", "seed": 4, "model": "tiny", "inferenceSteps": 6}
+    r = await client.post("/api/images/variations", json={"name": name, "families": ["square", "hero"],
+                                                           "generation": generation})  # fmt: skip
+    assert r.status_code == 202, r.text
+    events = await follower.wait()
+    kinds = [e.event for e in events]
+    assert "snapshot" not in kinds  # nothing to show before it was requested
+    assert kinds[0] == "VariationRequested" and kinds[-1] == "VariationCompleted", kinds
+    for family in ("square", "hero"):
+        steps = [p["step"] for p in of(events, "FamilyProgress") if p["family"] == family]
+        assert steps == [1, 2, 3, 4, 5, 6], (family, steps)
+        mine = [i for i, e in enumerate(events) if json.loads(e.data).get("family") == family]
+        assert events[mine[0]].event == "FamilyStarted" and events[mine[-1]].event == "FamilyCompleted"
+    # a stream opened once the read model has caught up starts with its view
+    for _ in range(300):
+        if (await client.get(f"/api/images/variations/{vid}")).json()["status"] == "completed":
+            break
+        await asyncio.sleep(0.1)
+    late = Follower(client, vid, lambda es: len(es) >= 1)
+    (snapshot,) = of(await late.wait(), "snapshot")
+    assert snapshot["status"] == "completed" and {f["name"] for f in snapshot["families"]} == {"square", "hero"}
+
+
+async def test_a_cancelled_variation_stops_mid_drawing_and_skips_the_job_not_started(
+    client: httpx.AsyncClient, services
+) -> None:
+    name = "cancel-comet"
+    vid = str(m.variation_id(name))
+    steps = 150  # the most a request may ask: long enough to be cancelled mid-way on a CPU
+    follower = Follower(client, vid, lambda es: bool(of(es, "VariationCancelled")) and bool(of(es, "FamilyCancelled")))
+    await asyncio.wait_for(follower.connected.wait(), 30)
+    await asyncio.to_thread(queue, services, "pause", "square")  # the square's job waits, not started
+    try:
+        await asyncio.to_thread(services.wait_for_log, "worker", f"{topics.family('square')}: held: paused", 30)
+        generation = {"prompt": "a comet over snow", "seed": 5, "model": "tiny", "inferenceSteps": steps}
+        r = await client.post("/api/images/variations", json={"name": name, "families": ["hero", "square"],
+                                                               "generation": generation})  # fmt: skip
+        assert r.status_code == 202, r.text
+        await follower.until(lambda es: any(p["step"] >= 3 for p in of(es, "FamilyProgress")))
+        r = await client.post(f"/api/images/variations/{vid}/cancel")
+        assert r.status_code == 202, r.text
+        assert r.json()["status"] == "cancelling"
+        events = await follower.wait()
+    finally:
+        await asyncio.to_thread(queue, services, "resume", "square")
+    (cancelled,) = of(events, "VariationCancelled")
+    assert set(cancelled["families"]) == {"hero", "square"}
+    (hero,) = of(events, "FamilyCancelled")
+    last = max(p["step"] for p in of(events, "FamilyProgress"))
+    print(f"\ncancelled at step {hero['at_step']} of {hero['steps']} (last step reported {last})")
+    assert hero["family"] == "hero" and 3 <= hero["at_step"] < steps and last <= hero["at_step"]
+
+    # the square's job, taken once resumed, is let go without being drawn
+    async def view() -> dict:
+        return (await client.get(f"/api/images/variations/{vid}")).json()
+
+    for _ in range(600):
+        found = await view()
+        families = {f["name"]: f for f in found["families"]}
+        if families["square"]["error"] == "cancelled before drawing" and families["hero"]["error"].startswith("stop"):
+            break
+        await asyncio.sleep(0.1)
+    assert found["status"] == "cancelled", found
+    assert families["hero"]["status"] == families["square"]["status"] == "cancelled"
+    assert families["hero"]["error"] == f"stopped at step {hero['at_step']} of {steps}"
+    assert families["square"]["error"] == "cancelled before drawing" and families["square"]["startedAt"] is None
+    assert (await client.get(f"/api/images/{name}/hero")).status_code == 404  # nothing stored
+    r = await client.post(f"/api/images/variations/{vid}/cancel")
+    assert r.status_code == 409 and r.json()["errors"][0]["message"] == "cancelled"
+
+
+def test_generate_follow_shows_each_family_s_bar_then_prints_the_urls(services) -> None:
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-m", "imagegen.cli", "generate", "follow-fjord", "--prompt", "a fjord at dusk",
+         "--families", "square,landscape", "--model", "tiny", "--steps", "5", "--seed", "8", "--follow",
+         "--api", services.api_url],
+        env={**services.env, "COLUMNS": "120"}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    print(run.stderr, run.stdout)
+    assert run.returncode == 0, run.stderr
+    assert "accepted: follow-fjord" in run.stderr
+    for family in ("square", "landscape"):  # each bar ends full, with its time
+        assert any(line.split()[:1] == [family] and "5/5" in line and "done in" in line
+                   for line in run.stderr.splitlines()), run.stderr  # fmt: skip
+    assert "follow-fjord" in run.stdout and ": completed" in run.stdout
+    assert f"{services.api_url}/api/images/follow-fjord/square" in run.stdout
