@@ -77,8 +77,9 @@ async def _send(request: Request, command: m.Command) -> None:
         ) from None
 
 
-def _accepted(command: m.Command, name: str, status: str = "pending") -> JSONResponse:
+def _accepted(command: m.Command, status: str = "pending", name: str | None = None) -> dict[str, Any]:
     vid = str(command.variation_id)
+    name = name or getattr(command, "name", "")
     body = {
         "id": vid,
         "name": name,
@@ -90,7 +91,29 @@ def _accepted(command: m.Command, name: str, status: str = "pending") -> JSONRes
             "command": f"/api/images/commands/{command.command_id}",
         },
     }
-    return JSONResponse(body, status_code=202, headers={"Location": f"/api/images/variations/{vid}"})
+    return body
+
+
+def _accepting(command: m.Command, name: str, status: str) -> JSONResponse:
+    body = _accepted(command, status, name)
+    return JSONResponse(body, status_code=202, headers={"Location": body["links"]["self"]})
+
+
+def _command(body: CreateVariationBody, generation: m.Generation, name: str, variant: int | None) -> m.CreateVariation:
+    fields = dict(
+        variation_id=m.variation_id(name),
+        name=name,
+        category=body.category,
+        families=tuple(body.families),
+        generation=generation,
+        priority="dx" if body.is_dx_job else "normal",
+        focal_point=m.FocalPoint(**body.focal_point.model_dump()) if body.focal_point else None,
+        focal_points={f: m.FocalPoint(**p.model_dump()) for f, p in body.focal_points.items()},
+        **({"variant_set": body.name, "variant": variant} if variant else {}),
+    )
+    # The same request sent twice is the same command: the aggregate drops the second.
+    command_id = m.derive_id("create", json.dumps({k: str(v) for k, v in fields.items()}, sort_keys=True))
+    return m.CreateVariation(command_id=command_id, **fields)  # type: ignore[arg-type]
 
 
 async def create_variation(request: Request) -> Response:
@@ -105,38 +128,35 @@ async def create_variation(request: Request) -> Response:
     if spec is None:
         message = f"generation.model: unknown model {model_name!r}; known: {sorted(models.REGISTRY)}"
         raise Problem(422, message, [{"field": "generation.model", "message": message}])
+    seed = g.seed if g.seed is not None else secrets.randbelow(m.MAX_SEED + 2 - body.variants)
     generation = m.Generation(
         prompt=g.prompt,
         negative_prompt=g.negative_prompt,
-        seed=g.seed if g.seed is not None else secrets.randbelow(m.MAX_SEED + 1),
+        seed=seed,
         model=model_name,
         steps=g.inference_steps or spec.default_steps,
         guidance=g.guidance_scale if g.guidance_scale is not None else spec.default_guidance,
     )
-    vid = m.variation_id(body.name)
-    fields = dict(
-        variation_id=vid,
-        name=body.name,
-        category=body.category,
-        families=tuple(body.families),
-        generation=generation,
-        priority="dx" if body.is_dx_job else "normal",
-        focal_point=m.FocalPoint(**body.focal_point.model_dump()) if body.focal_point else None,
-        focal_points={f: m.FocalPoint(**p.model_dump()) for f, p in body.focal_points.items()},
-    )
-    # The same request sent twice is the same command: the aggregate drops the second.
-    command_id = m.derive_id("create", json.dumps({k: str(v) for k, v in fields.items()}, sort_keys=True))
-    command = m.CreateVariation(command_id=command_id, **fields)  # type: ignore[arg-type]
+    if body.variants == 1:
+        commands = [_command(body, generation, body.name, None)]
+    else:  # an A/B test's siblings: one seed each, seed..seed+N-1, under the set's name
+        commands = [_command(body, generation.model_copy(update={"seed": seed + i}), f"{body.name}-v{i + 1}", i + 1)
+                    for i in range(body.variants)]  # fmt: skip
     async with request.app.state.pool.connection() as conn:
-        made_by = await views.command_id(conn, vid)
-    if made_by == command_id:
-        return _accepted(command, body.name, "accepted")  # the same request again: nothing more to do
-    if made_by is not None:
-        message = f"name {body.name!r} is already taken by variation {vid}"
+        made_by = [await views.command_id(conn, c.variation_id) for c in commands]
+    taken = [c.name for c, by in zip(commands, made_by, strict=True) if by is not None and by != c.command_id]
+    if taken:
+        message = f"name {taken[0]!r} is already taken by variation {m.variation_id(taken[0])}"
         raise Problem(409, message, [{"field": "name", "message": "already taken"}])
-    # The read model may lag: the aggregate decides for good, and GET /commands/{commandId} tells.
-    await _send(request, command)
-    return _accepted(command, body.name)
+    for command, by in zip(commands, made_by, strict=True):
+        if by is None:  # the read model may lag: the aggregate decides for good (GET /commands/{commandId})
+            await _send(request, command)
+    accepted = [_accepted(c, "accepted" if by else "pending") for c, by in zip(commands, made_by, strict=True)]
+    if body.variants == 1:
+        return JSONResponse(accepted[0], status_code=202, headers={"Location": accepted[0]["links"]["self"]})
+    where = f"/api/images/sets/{body.name}"
+    return JSONResponse({"set": body.name, "variations": accepted, "links": {"self": where}}, status_code=202,
+                        headers={"Location": where})  # fmt: skip
 
 
 def _uuid(request: Request) -> uuid.UUID:
@@ -159,7 +179,7 @@ async def regenerate_variation(request: Request) -> Response:
     existing = await _existing(request, vid)
     command = m.RegenerateVariation(command_id=uuid.uuid4(), variation_id=vid)
     await _send(request, command)
-    return _accepted(command, existing["name"], "regenerating")
+    return _accepting(command, existing["name"], "regenerating")
 
 
 async def retry_family(request: Request) -> Response:
@@ -175,7 +195,7 @@ async def retry_family(request: Request) -> Response:
                       [{"field": "family", "message": row["status"]}])  # fmt: skip
     command = m.RetryFamily(command_id=uuid.uuid4(), variation_id=vid, family=family)
     await _send(request, command)
-    return _accepted(command, existing["name"], "retrying")
+    return _accepting(command, existing["name"], "retrying")
 
 
 async def cancel_variation(request: Request) -> Response:
@@ -187,7 +207,35 @@ async def cancel_variation(request: Request) -> Response:
                       f"{existing['status']}", [{"field": "id", "message": existing["status"]}])  # fmt: skip
     command = m.CancelVariation(command_id=uuid.uuid4(), variation_id=vid)
     await _send(request, command)
-    return _accepted(command, existing["name"], "cancelling")
+    return _accepting(command, existing["name"], "cancelling")
+
+
+async def _variant_set(request: Request, name: str) -> list[dict[str, Any]]:
+    async with request.app.state.pool.connection() as conn:
+        found = await views.variant_set(conn, name)
+    if not found:
+        raise Problem(404, f"no variant set {name!r}")
+    return found
+
+
+async def get_variant_set(request: Request) -> Response:
+    name = request.path_params["name"]
+    found = await _variant_set(request, name)
+    statuses = [v["status"] for v in found]
+    return JSONResponse({"name": name, "size": len(found), "statuses": {s: statuses.count(s) for s in set(statuses)},
+                         "variations": found})  # fmt: skip
+
+
+async def regenerate_variant_set(request: Request) -> Response:
+    """Draw every variation of the set again (a new round each, with its own seed)."""
+    name = request.path_params["name"]
+    found = await _variant_set(request, name)
+    commands = [m.RegenerateVariation(command_id=uuid.uuid4(), variation_id=uuid.UUID(v["id"])) for v in found]
+    for command in commands:
+        await _send(request, command)
+    accepted = [_accepted(c, "regenerating", v["name"]) for c, v in zip(commands, found, strict=True)]
+    body = {"set": name, "variations": accepted, "links": {"self": f"/api/images/sets/{name}"}}
+    return JSONResponse(body, status_code=202)
 
 
 async def follow_variation(request: Request) -> Response:
@@ -224,7 +272,9 @@ async def list_variations(request: Request) -> Response:
     offset = _int(request, "offset", 0, 0, 10_000_000)
     q = request.query_params
     async with request.app.state.pool.connection() as conn:
-        items, total = await views.variations(conn, limit, offset, q.get("status"), q.get("category"), q.get("q"))
+        items, total = await views.variations(
+            conn, limit, offset, q.get("status"), q.get("category"), q.get("q"), q.get("set")
+        )
     return JSONResponse({"items": items, "total": total, "limit": limit, "offset": offset})
 
 
@@ -344,6 +394,8 @@ routes = [
             Route("/variations/{id}/families/{family}/retry", retry_family, methods=["POST"]),
             Route("/variations/{id}/cancel", cancel_variation, methods=["POST"]),
             Route("/variations/{id}/live", follow_variation, methods=["GET"]),
+            Route("/sets/{name}", get_variant_set, methods=["GET"]),
+            Route("/sets/{name}/regenerate", regenerate_variant_set, methods=["POST"]),
             Route("/commands/{id}", get_command, methods=["GET"]),
             Route("/health/ml", health_ml, methods=["GET"]),
             Route("/health", health, methods=["GET"]),

@@ -9,7 +9,9 @@ from imagegen.config import family_table
 from streams import messages as m
 
 # Names that are path segments of the API itself: /api/images/{variation}/{name} must stay unambiguous.
-RESERVED_NAMES = {"variations", "commands", "health", "models", "openapi", "metrics", "webhooks"}
+RESERVED_NAMES = {"variations", "commands", "health", "models", "openapi", "metrics", "webhooks", "sets"}
+MAX_VARIANTS = 16
+MAX_NAME = 120  # NAME_PATTERN's length
 
 
 class Body(BaseModel):
@@ -45,6 +47,20 @@ class CreateVariationBody(Body):
     is_dx_job: bool = False
     focal_point: FocalPointBody | None = Field(default=None, description="kept by every crop; overrides detection")
     focal_points: dict[str, FocalPointBody] = Field(default={}, description="per family, over focalPoint")
+    variants: int = Field(
+        default=1, ge=1, le=MAX_VARIANTS,
+        description="above 1: an A/B test's variant set of that many variations named {name}-v1…, seeds seed…",
+    )  # fmt: skip
+
+    @field_validator("variants")
+    @classmethod
+    def _set_fits(cls, value: int, info: ValidationInfo) -> int:
+        name, generation = info.data.get("name", ""), info.data.get("generation")
+        if value > 1 and len(f"{name}-v{value}") > MAX_NAME:
+            raise ValueError(f"name is too long for {value} variants (named {{name}}-v1…)")
+        if generation is not None and generation.seed is not None and generation.seed + value - 1 > m.MAX_SEED:
+            raise ValueError(f"generation.seed + variants - 1 must be at most {m.MAX_SEED}")
+        return value
 
     @field_validator("name")
     @classmethod

@@ -44,6 +44,8 @@ class Variation:
     completed_at: datetime | None
     focal_point: dict[str, float] | None
     focal_points: dict[str, dict[str, float]]
+    variant_set: str | None = None
+    variant: int | None = None
 
 
 @dataclass(slots=True)
@@ -136,6 +138,7 @@ def _requested(fold: Fold, e: m.VariationRequested) -> None:
             requested_at=e.occurred_at, updated_at=e.occurred_at, completed_at=None,
             focal_point=e.focal_point.model_dump() if e.focal_point else None,
             focal_points={f: p.model_dump() for f, p in e.focal_points.items()},
+            variant_set=e.variant_set, variant=e.variant,
         )  # fmt: skip
         fold.made.add(e.variation_id)
     for name in e.families:

@@ -9,7 +9,8 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 _VARIATION = """select id, name, category, status, prompt, negative_prompt, seed, model, steps, guidance,
-       priority, families, round, error, requested_at, updated_at, completed_at, focal_point, focal_points
+       priority, families, round, error, requested_at, updated_at, completed_at, focal_point, focal_points,
+       variant_set, variant
        from variations"""
 
 
@@ -39,6 +40,7 @@ def _variation(row: dict[str, Any]) -> dict[str, Any]:
         },
         "focalPoint": row["focal_point"],
         "focalPoints": row["focal_points"],
+        "variantSet": {"name": row["variant_set"], "variant": row["variant"]} if row["variant_set"] else None,
         "error": row["error"],
         "createdAt": _iso(row["requested_at"]),
         "updatedAt": _iso(row["updated_at"]),
@@ -121,9 +123,18 @@ async def variation_by_name(conn: AsyncConnection, name: str) -> dict[str, Any] 
 
 
 async def variations(
-    conn: AsyncConnection, limit: int, offset: int, status: str | None, category: str | None, search: str | None
+    conn: AsyncConnection,
+    limit: int,
+    offset: int,
+    status: str | None,
+    category: str | None,
+    search: str | None,
+    variant_set: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     where, args = ["true"], []
+    if variant_set:
+        where.append("variant_set = %s")
+        args.append(variant_set)
     if status:
         where.append("status = %s")
         args.append(status)
@@ -142,6 +153,14 @@ async def variations(
         )
         rows = await cur.fetchall()
     return [_variation(r) for r in rows], total
+
+
+async def variant_set(conn: AsyncConnection, name: str) -> list[dict[str, Any]]:
+    """The variations of a variant set, in their order, each with its families (empty: no such set)."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_VARIATION + " where variant_set = %s order by variant", (name,))
+        rows = await cur.fetchall()
+    return [found for row in rows if (found := await _detail(conn, row))]
 
 
 async def image_key(conn: AsyncConnection, variation_name: str, name: str) -> str | None:

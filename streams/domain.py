@@ -87,6 +87,8 @@ def decide(state: State, message: m.Message, now: datetime) -> list[m.Message]:
                 priority=cmd.priority,
                 focal_point=cmd.focal_point,
                 focal_points=cmd.focal_points,
+                variant_set=cmd.variant_set,
+                variant=cmd.variant,
             )
             return [requested, *_work(evolve(None, requested), 1, now)]  # type: ignore[arg-type]
         case m.RegenerateVariation() as cmd:

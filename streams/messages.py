@@ -106,7 +106,11 @@ class Command(Message):
 
 
 class CreateVariation(Command):
+    """Version 2 may name the variant set the variation belongs to (an A/B test's siblings, one seed
+    each); version 1 had no sets (`_no_variant_set`)."""
+
     type: Literal["CreateVariation"] = "CreateVariation"
+    version: Literal[2] = 2  # type: ignore[assignment]
     name: str = Field(pattern=NAME_PATTERN)
     category: str = Field(default="", max_length=100)
     families: tuple[str, ...] = Field(min_length=1)
@@ -114,6 +118,8 @@ class CreateVariation(Command):
     priority: Priority = "normal"
     focal_point: FocalPoint | None = None  # for every family, unless focal_points names it
     focal_points: dict[str, FocalPoint] = {}
+    variant_set: str | None = Field(default=None, pattern=NAME_PATTERN)
+    variant: int | None = Field(default=None, ge=1)  # its place in the set, from 1
 
     @model_validator(mode="after")
     def _consistent(self) -> CreateVariation:
@@ -123,6 +129,8 @@ class CreateVariation(Command):
             raise ValueError("families must not repeat")
         if stray := sorted(set(self.focal_points) - set(self.families)):
             raise ValueError(f"focal_points names families that are not requested: {stray}")
+        if (self.variant_set is None) != (self.variant is None):
+            raise ValueError("variant_set and variant go together")
         return self
 
 
@@ -179,7 +187,10 @@ class Event(Message):
 
 
 class VariationRequested(Event):
+    """Version 2 adds the variant set and the variation's place in it (None in version 1)."""
+
     type: Literal["VariationRequested"] = "VariationRequested"
+    version: Literal[2] = 2  # type: ignore[assignment]
     command_id: uuid.UUID
     name: str
     category: str
@@ -189,6 +200,8 @@ class VariationRequested(Event):
     round: int = 1
     focal_point: FocalPoint | None = None
     focal_points: dict[str, FocalPoint] = {}
+    variant_set: str | None = None
+    variant: int | None = None
 
 
 class VariationRejected(Event):
@@ -499,12 +512,20 @@ def _image_family_completed_v1(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "images": {name: {"url": url} for name, url in urls.items()}, "version": 2}
 
 
+def _no_variant_set(data: dict[str, Any]) -> dict[str, Any]:
+    # Version 1 had no variant sets: every variation stood alone.
+    return {**data, "variant_set": None, "variant": None, "version": 2}
+
+
 UPCASTERS: dict[tuple[str, int], Upcaster] = {
     ("FamilyCompleted", 1): _family_completed_v1,
     ("IMAGE_FAMILY_COMPLETED", 1): _image_family_completed_v1,
+    ("CreateVariation", 1): _no_variant_set,
+    ("VariationRequested", 1): _no_variant_set,
 }
 # the current version of each type; 1 if absent
-VERSIONS: dict[str, int] = {"FamilyCompleted": 2, "IMAGE_FAMILY_COMPLETED": 2}
+VERSIONS: dict[str, int] = {"FamilyCompleted": 2, "IMAGE_FAMILY_COMPLETED": 2, "CreateVariation": 2,
+                            "VariationRequested": 2}  # fmt: skip
 
 
 def upcast(data: dict[str, Any]) -> dict[str, Any]:

@@ -349,3 +349,22 @@ def test_a_concluded_variation_is_not_cancelled() -> None:
     state, _ = run(state, completed(jobs(out)[0]))
     assert state.status == "completed"
     assert run(state, m.CancelVariation(command_id=uuid.uuid4(), variation_id=state.variation_id))[1] == []
+
+
+def test_a_version_1_create_and_request_are_upcast_to_variations_outside_any_set() -> None:
+    cmd = create()
+    _, out = run(None, cmd)
+    for message, decode in ((cmd, m.decode_command), (out[0], m.decode_event)):
+        v1 = json.loads(m.encode(message))
+        assert v1["version"] == 2 and v1["variant_set"] is None
+        v1["version"] = 1
+        del v1["variant_set"], v1["variant"]
+        assert decode(json.dumps(v1)) == message
+
+
+def test_a_variant_of_a_set_is_requested_with_its_set_and_place() -> None:
+    sibling = create(name="spring-sale-v2").model_copy(update={"variant_set": "spring-sale", "variant": 2})
+    _, out = run(None, sibling)
+    assert (out[0].variant_set, out[0].variant) == ("spring-sale", 2)
+    with pytest.raises(ValueError, match="go together"):
+        m.CreateVariation(**{**create().model_dump(), "variant_set": "spring-sale"})

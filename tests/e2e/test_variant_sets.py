@@ -1,0 +1,69 @@
+"""Variant sets for A/B tests, over HTTP on the running stack: one request with `variants: 4` makes four
+sibling variations with seeds seed..seed+3 under the set's name; the set is listed and regenerated as
+a whole, and each sibling draws the same pixels again."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+SET = "ab-kayaks"
+
+
+@pytest.fixture(scope="module")
+def api(services) -> httpx.Client:
+    with httpx.Client(base_url=services.api_url, timeout=30) as client:
+        yield client
+
+
+def settled(api: httpx.Client, done, timeout: float = 240.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = api.get(f"/api/images/sets/{SET}")
+        if r.status_code == 200 and done(r.json()):
+            return r.json()
+        time.sleep(0.2)
+    raise AssertionError(f"set {SET} not done: {r.status_code} {r.text}")
+
+
+def masters(api: httpx.Client, found: dict) -> dict[str, bytes]:
+    return {v["name"]: api.get(v["families"][0]["publicUrl"]).content for v in found["variations"]}
+
+
+def test_a_variant_set_of_four_has_four_seeds_and_images_and_is_regenerated_whole(api: httpx.Client) -> None:
+    generation = {"prompt": "kayaks on a green lake", "seed": 500, "model": "tiny", "inferenceSteps": 2}
+    body = {"name": SET, "families": ["square"], "generation": generation, "variants": 4}
+    r = api.post("/api/images/variations", json=body)
+    assert r.status_code == 202, r.text
+    assert r.headers["location"] == f"/api/images/sets/{SET}"
+    assert [v["name"] for v in r.json()["variations"]] == [f"{SET}-v{i}" for i in (1, 2, 3, 4)]
+    assert api.post("/api/images/variations", json=body).status_code == 202  # the same request again: harmless
+
+    first = settled(api, lambda s: s["size"] == 4 and s["statuses"] == {"completed": 4})
+    assert [v["generation"]["seed"] for v in first["variations"]] == [500, 501, 502, 503]
+    assert [v["variantSet"] for v in first["variations"]] == [{"name": SET, "variant": i} for i in (1, 2, 3, 4)]
+    images = masters(api, first)
+    assert len(set(images.values())) == 4, "four seeds, four different images"
+    listed = api.get("/api/images/variations", params={"set": SET}).json()
+    assert listed["total"] == 4
+
+    r = api.post(f"/api/images/sets/{SET}/regenerate")
+    assert r.status_code == 202, r.text
+    again = settled(api, lambda s: s["statuses"] == {"completed": 4} and all(v["round"] == 2 for v in s["variations"]))
+    assert masters(api, again) == images  # each sibling keeps its seed: the same pixels
+
+
+def test_a_set_that_cannot_be_made_is_refused_naming_the_field(api: httpx.Client) -> None:
+    generation = {"prompt": "kayaks", "seed": 1, "model": "tiny"}
+    for variants in (0, 17, "two"):
+        r = api.post("/api/images/variations", json={"name": "ab-bad", "families": ["square"],
+                                                     "generation": generation, "variants": variants})  # fmt: skip
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "variants", r.text
+    r = api.post("/api/images/variations", json={"name": "ab-bad", "families": ["square"], "variants": 2,
+                                                 "generation": {**generation, "seed": 2**32 - 1}})  # fmt: skip
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "variants", r.text
+    assert "generation.seed + variants" in r.json()["message"]
+    assert api.get("/api/images/sets/ab-none").status_code == 404
+    assert api.post("/api/images/sets/ab-none/regenerate").status_code == 404
