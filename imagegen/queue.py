@@ -1,6 +1,7 @@
-"""`imagegen queue status | pause | resume`: what waits and what holds it; an operator's word to every
-worker, on imagegen.control. A paused family's jobs, normal and DX, wait in the broker until it is
-resumed, across worker restarts."""
+"""`imagegen queue status | list | pause | resume | clear`: what waits and what holds it; an operator's
+word to every worker, on imagegen.control. A paused family's jobs, normal and DX, wait in the broker
+until it is resumed, across worker restarts. Clearing never deletes history: it posts commands, and
+their events say what was given up (a waiting job's variation is cancelled, a failed family abandoned)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,20 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         parser.set_defaults(func=cmd_queue, paused=action == "pause")
     status = actions.add_parser("status", help="waiting jobs per family and priority, what holds them, live workers")
     status.set_defaults(func=cmd_status)
+    listing = actions.add_parser("list", help="the waiting and running jobs (and with --failed the failed ones)")
+    listing.add_argument("families", nargs="*", metavar="FAMILY", help="these families only (default: all)")
+    listing.add_argument("--failed", action="store_true", help="list the failed jobs not given up on as well")
+    listing.add_argument("--limit", type=int, default=200)
+    listing.set_defaults(func=cmd_list)
+    clear = actions.add_parser(
+        "clear", help="give up on waiting jobs (their variations are cancelled) or failed ones (abandoned)"
+    )
+    clear.add_argument("families", nargs="*", metavar="FAMILY")
+    clear.add_argument("--all", action="store_true", help="every family")
+    clear.add_argument("--waiting", action="store_true", help="cancel the variations with a waiting job here")
+    clear.add_argument("--failed", action="store_true", help="abandon the failed jobs: they are not retried")
+    clear.add_argument("--dry-run", action="store_true", help="list what would be cleared, and post nothing")
+    clear.set_defaults(func=cmd_clear)
 
 
 def cmd_status(args: argparse.Namespace) -> None:
@@ -69,20 +84,87 @@ async def _state(names: tuple[str, ...]) -> tuple[dict[tuple[str, str], int], di
     return waiting, paused, workers
 
 
-def cmd_queue(args: argparse.Namespace) -> None:
-    from streams import messages as m
-
+def _named(args: argparse.Namespace, required: bool = True) -> list[str]:
+    """The families an invocation names (checked against the table), or every family for --all."""
     table = family_table()
-    if args.all == bool(args.families):
+    if required and getattr(args, "all", False) == bool(args.families):
         sys.exit(f"imagegen queue {args.action}: name one or more families, or give --all")
     if unknown := [f for f in args.families if f not in table.names]:
         sys.exit(f"imagegen queue {args.action}: unknown families {unknown}; known: {', '.join(table.names)}")
-    names = [m.ALL_FAMILIES] if args.all else list(dict.fromkeys(args.families))
+    return list(dict.fromkeys(args.families)) or list(table.names)
+
+
+async def _jobs(families: list[str], states: tuple[str, ...], limit: int = 1000) -> list[dict[str, Any]]:
+    import psycopg
+
+    from projections import views
+
+    try:
+        async with await psycopg.AsyncConnection.connect(settings().database_url, connect_timeout=3) as conn:
+            return await views.queue_jobs(conn, families, states, limit)
+    except psycopg.OperationalError as exc:
+        sys.exit(f"imagegen queue: the read model does not answer: {exc}")
+
+
+def _print_jobs(jobs: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("state", "family", "variation", "priority", "round", "worker", "for", "error", box=None)
+    for j in jobs:
+        round_ = f"{j['round']}" + (f" (attempt {j['attempts']})" if j["attempts"] > 1 else "")
+        table.add_row(j["state"], j["family"], j["variation"], j["priority"], round_, j["worker"] or "-",
+                      f"{j['seconds']:.0f} s", (j["error"] or "")[:60])  # fmt: skip
+    Console().print(table)
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    states = ("waiting", "running", "failed") if args.failed else ("waiting", "running")
+    jobs = asyncio.run(_jobs(_named(args, required=False), states, args.limit))
+    _print_jobs(jobs)
+    counts = {s: sum(j["state"] == s for j in jobs) for s in states}
+    print(
+        ", ".join(f"{n} {s}" for s, n in counts.items())
+        + (f" (the first {args.limit})" if len(jobs) == args.limit else "")
+    )
+
+
+def cmd_clear(args: argparse.Namespace) -> None:
+    import uuid
+
+    from streams import messages as m
+
+    if not (args.waiting or args.failed):
+        sys.exit("imagegen queue clear: say what to clear: --waiting, --failed or both")
+    states = (("waiting",) if args.waiting else ()) + (("failed",) if args.failed else ())
+    jobs = asyncio.run(_jobs(_named(args), states))
+    commands: list[Any] = []
+    for vid in dict.fromkeys(j["variationId"] for j in jobs if j["state"] == "waiting"):
+        commands.append(m.CancelVariation(command_id=uuid.uuid4(), variation_id=uuid.UUID(vid)))
+    for j in jobs:
+        if j["state"] == "failed":
+            commands.append(m.AbandonFamily(command_id=uuid.uuid4(), variation_id=uuid.UUID(j["variationId"]),
+                                            family=j["family"]))  # fmt: skip
+    _print_jobs(jobs)
+    cancelled = sum(isinstance(c, m.CancelVariation) for c in commands)
+    abandoned = len(commands) - cancelled
+    if args.dry_run:
+        print(f"would cancel {cancelled} variations and abandon {abandoned} failed jobs (dry run: nothing posted)")
+        return
+    asyncio.run(_say(commands, topic="commands"))
+    print(f"cancelled {cancelled} variations with waiting jobs, abandoned {abandoned} failed jobs")
+
+
+def cmd_queue(args: argparse.Namespace) -> None:
+    from streams import messages as m
+
+    named = _named(args)
+    names = [m.ALL_FAMILIES] if args.all else named
     asyncio.run(_say([m.QueueControl(family=f, paused=args.paused, sent_at=m.utcnow()) for f in names]))
     print(f"{'paused' if args.paused else 'resumed'}: {'every family' if args.all else ', '.join(names)}")
 
 
-async def _say(controls: list[Any]) -> None:
+async def _say(messages: list[Any], topic: str = "control") -> None:
     from streams import messages as m
     from streams import topics
 
@@ -91,7 +173,8 @@ async def _say(controls: list[Any]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap_servers)
     await producer.start()
     try:
-        for control in controls:  # one record per request: the test broker miscounts multi-record batches
-            await producer.send_and_wait(topics.CONTROL, key=control.key, value=m.encode(control))
+        name = topics.CONTROL if topic == "control" else topics.COMMANDS
+        for message in messages:  # one record per request: the test broker miscounts multi-record batches
+            await producer.send_and_wait(name, key=message.key, value=m.encode(message))
     finally:
         await producer.stop()

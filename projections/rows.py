@@ -249,6 +249,13 @@ def _family_cancelled(fold: Fold, e: m.FamilyCancelled) -> None:
             f.error = "cancelled after drawing; not stored"
 
 
+def _abandoned(fold: Fold, e: m.FamilyAbandoned) -> None:
+    f = fold.families.get((e.variation_id, e.family))
+    if f is not None and f.round == e.round and f.status == "failed":
+        f.status = "abandoned"  # its error stays
+        fold._touch((f.variation_id, f.family))
+
+
 def _concluded(status: str) -> Callable[[Fold, Any], None]:
     def conclude(fold: Fold, e: m.VariationCompleted | m.VariationPartial | m.VariationFailed) -> None:
         v = fold.variations.get(e.variation_id)
@@ -277,6 +284,7 @@ EVOLVE: dict[type[m.Event], Callable[[Fold, Any], None]] = {
     m.VariationFailed: _concluded("failed"),
     m.FamilyCancelled: _family_cancelled,
     m.VariationCancelled: _cancelled,
+    m.FamilyAbandoned: _abandoned,
 }
 
 

@@ -251,3 +251,45 @@ async def status_counts(conn: AsyncConnection) -> dict[str, Any]:
     )
     d = {family: (n, total) for family, n, total in await durations.fetchall()}
     return {"variations": v, "families": f, "durations": d}
+
+
+async def queue_jobs(
+    conn: AsyncConnection, families: list[str], states: tuple[str, ...], limit: int = 1000
+) -> list[dict[str, Any]]:
+    """The family jobs of the current rounds in `states` ("waiting", "running", "failed"), oldest
+    first: waiting ones are queued families of variations being drawn, running ones are drawing,
+    failed ones are failed families not given up on."""
+    where = {
+        "waiting": "(f.status = 'queued' and v.status = 'generating')",
+        "running": "f.status = 'generating'",
+        "failed": "f.status = 'failed'",
+    }
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            f"""select case f.status when 'queued' then 'waiting' when 'generating' then 'running' else f.status end
+                       as state, v.id, v.name, f.family, v.priority, f.round, f.attempts, f.worker, f.error,
+                       v.requested_at, f.started_at, f.completed_at,
+                       extract(epoch from now() - case f.status when 'failed' then f.completed_at
+                                                     else coalesce(f.started_at, v.updated_at) end) as age
+                from families f join variations v on v.id = f.variation_id
+                where f.family = any(%s) and ({" or ".join(where[s] for s in states)})
+                order by v.updated_at, v.name, f.family limit %s""",
+            (families, limit),
+        )
+        rows = await cur.fetchall()
+    return [
+        {
+            "state": r["state"],
+            "variationId": str(r["id"]),
+            "variation": r["name"],
+            "family": r["family"],
+            "priority": r["priority"],
+            "round": r["round"],
+            "attempts": r["attempts"],
+            "worker": r["worker"],
+            "error": r["error"],
+            "seconds": round(max(float(r["age"]), 0.0), 1),
+            "startedAt": _iso(r["started_at"]),
+        }
+        for r in rows
+    ]

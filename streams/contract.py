@@ -22,7 +22,7 @@ from streams.families import FamilyTable
 DOCUMENT = Path(__file__).resolve().parents[1] / "docs" / "asyncapi.json"
 KEY = {"type": "string", "format": "uuid", "description": "the variation id: one variation's messages stay in order"}
 
-COMMANDS = (m.CreateVariation, m.RegenerateVariation, m.RetryFamily, m.CancelVariation)
+COMMANDS = (m.CreateVariation, m.RegenerateVariation, m.RetryFamily, m.CancelVariation, m.AbandonFamily)
 EVENTS = (
     m.VariationRequested,
     m.VariationRejected,
@@ -36,6 +36,7 @@ EVENTS = (
     m.VariationPartial,
     m.VariationFailed,
     m.VariationCancelled,
+    m.FamilyAbandoned,
 )
 DOMAIN_EVENTS = (
     m.ImageVariationStarted,

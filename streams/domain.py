@@ -19,7 +19,7 @@ SEEN_LIMIT = 256  # ids of handled commands and outcomes kept to drop redeliveri
 class Outcome(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    status: Literal["completed", "failed"]
+    status: Literal["completed", "failed", "abandoned"]  # abandoned: failed, and given up on
     master_url: str | None = None
     derivative_urls: dict[str, str] = {}
     error: str | None = None
@@ -106,10 +106,8 @@ def decide(state: State, message: m.Message, now: datetime) -> list[m.Message]:
                 *_work(state, round_, now),
             ]
         case m.RetryFamily() as cmd:
-            if state is None or state.status not in ("partial", "failed"):
+            if state is None or not _failed_in(state, cmd.family):
                 return []  # the API answers 404 or 409 before sending
-            if (outcome := state.outcomes.get(cmd.family)) is None or outcome.status != "failed":
-                return []
             attempt = state.attempts.get(cmd.family, 1) + 1
             return [
                 m.FamilyRetryRequested(
@@ -136,6 +134,19 @@ def decide(state: State, message: m.Message, now: datetime) -> list[m.Message]:
                     families=tuple(f for f in state.families if f not in state.outcomes),
                 )
             ]
+        case m.AbandonFamily() as cmd:
+            if state is None or not _failed_in(state, cmd.family):
+                return []  # the queue lists only failed families of concluded variations
+            return [
+                m.FamilyAbandoned(
+                    event_id=m.derive_id(cmd.command_id, "abandon"),
+                    variation_id=cmd.variation_id,
+                    occurred_at=now,
+                    command_id=cmd.command_id,
+                    family=cmd.family,
+                    round=state.round,
+                )
+            ]
         case m.FamilyCompleted() | m.FamilyFailed() as outcome:
             if state is None or outcome.round != state.round or state.status != "generating":
                 return []
@@ -143,6 +154,12 @@ def decide(state: State, message: m.Message, now: datetime) -> list[m.Message]:
                 return []
             return [_conclusion(state, now)]
     return []
+
+
+def _failed_in(state: Variation, family: str) -> bool:
+    """`family` failed in a concluded round (so it may be retried or abandoned)."""
+    outcome = state.outcomes.get(family)
+    return state.status in ("partial", "failed") and outcome is not None and outcome.status == "failed"
 
 
 def _rejected(cmd: m.CreateVariation, now: datetime, reason: str) -> m.VariationRejected:
@@ -158,7 +175,7 @@ def _rejected(cmd: m.CreateVariation, now: datetime, reason: str) -> m.Variation
 
 def _conclusion(state: Variation, now: datetime) -> m.Event:
     event_id = m.derive_id(state.variation_id, state.round, "concluded", *([state.retries] if state.retries else []))
-    failed = {f: o.error or "failed" for f, o in state.outcomes.items() if o.status == "failed"}
+    failed = {f: o.error or "failed" for f, o in state.outcomes.items() if o.status != "completed"}
     common = dict(event_id=event_id, variation_id=state.variation_id, occurred_at=now, round=state.round)
     if not failed:
         return m.VariationCompleted(**common)  # type: ignore[arg-type]
@@ -217,6 +234,9 @@ def evolve(state: State, event: m.Message) -> State:
             return state.model_copy(update={"status": "failed"})
         case m.VariationCancelled() as e if e.round == state.round:
             return state.model_copy(update={"status": "cancelled"})
+        case m.FamilyAbandoned() as e if e.round == state.round and e.family in state.outcomes:
+            abandoned = state.outcomes[e.family].model_copy(update={"status": "abandoned"})
+            return state.model_copy(update={"outcomes": {**state.outcomes, e.family: abandoned}})
     return state
 
 

@@ -152,6 +152,14 @@ class CancelVariation(Command):
     type: Literal["CancelVariation"] = "CancelVariation"
 
 
+class AbandonFamily(Command):
+    """Give up on a failed family of a concluded variation (`imagegen queue clear --failed`): it is
+    not retried, and the queue no longer lists it. Its error stays in the log and the read model."""
+
+    type: Literal["AbandonFamily"] = "AbandonFamily"
+    family: str = Field(min_length=1, max_length=64)
+
+
 class GenerateFamily(Message):
     """Work for one family agent: draw one master and cut its derivatives."""
 
@@ -298,6 +306,13 @@ class VariationFailed(Event):
     type: Literal["VariationFailed"] = "VariationFailed"
     round: int
     error_message: str
+
+
+class FamilyAbandoned(Event):
+    type: Literal["FamilyAbandoned"] = "FamilyAbandoned"
+    command_id: uuid.UUID
+    family: str
+    round: int
 
 
 class VariationCancelled(Event):
@@ -448,7 +463,8 @@ class ImageVariationCancelled(DomainEvent):
 # --- the wire -------------------------------------------------------------------------------------
 
 AnyCommand = Annotated[
-    CreateVariation | RegenerateVariation | RetryFamily | CancelVariation, Field(discriminator="type")
+    CreateVariation | RegenerateVariation | RetryFamily | CancelVariation | AbandonFamily,
+    Field(discriminator="type"),
 ]
 AnyEvent = Annotated[
     VariationRequested
@@ -462,7 +478,8 @@ AnyEvent = Annotated[
     | VariationCompleted
     | VariationPartial
     | VariationFailed
-    | VariationCancelled,
+    | VariationCancelled
+    | FamilyAbandoned,
     Field(discriminator="type"),
 ]
 AnyDomainEvent = Annotated[
@@ -615,7 +632,7 @@ def decode_domain_event(raw: bytes | str | None) -> DomainEvent:
     return _decode(_domain, raw)  # type: ignore[no-any-return]
 
 
-COMMAND_TYPES = frozenset(("CreateVariation", "RegenerateVariation", "RetryFamily", "CancelVariation"))
+COMMAND_TYPES = frozenset(("CreateVariation", "RegenerateVariation", "RetryFamily", "CancelVariation", "AbandonFamily"))
 
 
 def decode_any(raw: bytes | str | None) -> Message:

@@ -368,3 +368,24 @@ def test_a_variant_of_a_set_is_requested_with_its_set_and_place() -> None:
     assert (out[0].variant_set, out[0].variant) == ("spring-sale", 2)
     with pytest.raises(ValueError, match="go together"):
         m.CreateVariation(**{**create().model_dump(), "variant_set": "spring-sale"})
+
+
+def test_an_abandoned_family_is_not_retried_and_still_counts_as_failed() -> None:
+    state, out = run(None, create(families=("square", "landscape", "facebook-og")))
+    square, landscape, og = jobs(out)
+    state, _ = run(state, completed(square))
+    state, _ = run(state, failed(landscape))
+    state, out = run(state, failed(og))
+    assert state.status == "partial"
+    abandon = m.AbandonFamily(command_id=uuid.uuid4(), variation_id=state.variation_id, family="landscape")
+    state, out = run(state, abandon)
+    assert [type(e).__name__ for e in out] == ["FamilyAbandoned"] and state.outcomes["landscape"].status == "abandoned"
+    retry = m.RetryFamily(command_id=uuid.uuid4(), variation_id=state.variation_id, family="landscape")
+    assert run(state, retry)[1] == []
+    assert run(state, m.AbandonFamily(command_id=uuid.uuid4(), variation_id=state.variation_id,
+                                      family="square"))[1] == []  # fmt: skip
+    # the other failed family, retried and drawn: the variation stays partial, landscape has no image
+    state, out = run(state, m.RetryFamily(command_id=uuid.uuid4(), variation_id=state.variation_id,
+                                          family="facebook-og"))  # fmt: skip
+    state, out = run(state, completed(jobs(out)[0]))
+    assert isinstance(out[0], m.VariationPartial) and set(out[0].failed) == {"landscape"}

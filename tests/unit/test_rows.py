@@ -156,3 +156,10 @@ def test_a_cancellation_marks_the_families_not_drawn_and_where_the_worker_stoppe
     # a regeneration draws every family anew
     again = fold([m.RegenerationRequested(command_id=uuid.uuid4(), round=2, **at(8))], loaded(state))
     assert {f.status for f in again.families.values()} == {"queued"} and again.variations[VID].status == "generating"
+
+
+def test_an_abandoned_family_keeps_its_error() -> None:
+    state = fold([requested("square"), started("square"), failed("square"),
+                  m.FamilyAbandoned(command_id=uuid.uuid4(), family="square", round=1, **at(4))])  # fmt: skip
+    f = state.families[(VID, "square")]
+    assert (f.status, f.error) == ("abandoned", "CUDA out of memory")
