@@ -52,7 +52,16 @@ async def metrics(request: Request) -> Response:
     for w in heard:
         if w["live"] and w["freeMemoryBytes"] is not None:
             memory.add_metric([w["worker"], w["device"]], w["freeMemoryBytes"])
-    collected = [variations, families, drawing, live, memory]
+    gpu_total = GaugeMetricFamily("imagegen_worker_gpu_memory_total_bytes", "A live worker's GPU memory",
+                                  labels=["worker", "device"])  # fmt: skip
+    gpu_allocated = GaugeMetricFamily("imagegen_worker_gpu_memory_allocated_bytes",
+                                      "GPU memory torch holds in a live worker (weights, activations)",
+                                      labels=["worker", "device"])  # fmt: skip
+    for w in heard:
+        if w["live"] and w["deviceMemoryTotalBytes"] is not None:
+            gpu_total.add_metric([w["worker"], w["device"]], w["deviceMemoryTotalBytes"])
+            gpu_allocated.add_metric([w["worker"], w["device"]], w["deviceMemoryAllocatedBytes"] or 0)
+    collected = [variations, families, drawing, live, memory, gpu_total, gpu_allocated]
     try:
         waiting = await control.waiting_jobs(request.app.state.settings.kafka_bootstrap_servers, family_table().names)
     except Exception as exc:  # the broker is down: the read model's series still answer

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import os
 import signal
 import sys
 import time
@@ -13,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from imagegen import queue
+from imagegen import logs, queue
 from imagegen.config import family_table, settings
 from streams.families import FamilyTableError
 
@@ -64,17 +62,17 @@ def cmd_api(args: argparse.Namespace) -> None:
     from api.app import create_app
 
     s = settings()
-    uvicorn.run(create_app(s), host=s.api_host, port=s.api_port, log_level="info", access_log=False)
+    uvicorn.run(create_app(s), host=s.api_host, port=s.api_port, access_log=False,
+                log_config=logs.config(s.log_format, s.log_level, "api"))  # fmt: skip
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
-    import faust
-
-    from streams.app import create_app
+    from streams.app import StoppingWorker, create_app
 
     s = settings()  # TORCH_THREADS is applied where pipelines load (inference.models.Pipelines)
     app = create_app(s, family_table(), _families())
-    faust.Worker(app, loglevel="INFO", quiet=True).execute_from_commandline()
+    logging_config = logs.config(s.log_format, s.log_level, "worker")
+    StoppingWorker(app, loglevel=s.log_level, quiet=True, logging_config=logging_config).execute_from_commandline()
 
 
 def cmd_projector(args: argparse.Namespace) -> None:
@@ -215,8 +213,6 @@ def cmd_dev(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(prog="imagegen", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("api", help="serve the HTTP API").set_defaults(func=cmd_api)
@@ -259,6 +255,8 @@ def main(argv: list[str] | None = None) -> None:
     gen.set_defaults(func=cmd_generate)
     queue.add_commands(sub)
     args = parser.parse_args(argv)
+    s = settings()
+    logs.setup(s.log_format, s.log_level, args.command)
     if args.command != "generate":
         try:  # a bad operator table stops a service at start, with the entry named, not at the first job
             family_table()

@@ -50,6 +50,14 @@ class Settings(BaseSettings):
     image_cache_control: str = CACHE_CONTROL
     public_base_url: str = "http://127.0.0.1:8015"
 
+    # Logs: lines for people (text) or one JSON object per line for a log pipeline; records about a
+    # job carry its variation_id, variation, family and job_id either way (imagegen/logs.py).
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+    # A worker told to stop (SIGTERM, SIGINT) takes no new job and lets the one in flight finish for
+    # this long; then it stops that one at its next step, uncommitted, for another worker to draw.
+    shutdown_grace_s: float = Field(default=30.0, ge=0.0, le=3600.0)
+
     api_host: str = "127.0.0.1"
     api_port: int = 8015
 

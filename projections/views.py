@@ -211,6 +211,7 @@ async def workers(conn: AsyncConnection) -> list[dict[str, Any]]:
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             """select worker, families, models_loaded, device, free_memory_bytes, interval_s, seen_at,
+                      device_memory_total_bytes, device_memory_allocated_bytes,
                       extract(epoch from now() - seen_at) as age
                from workers order by seen_at desc"""
         )
@@ -222,6 +223,8 @@ async def workers(conn: AsyncConnection) -> list[dict[str, Any]]:
             "modelsLoaded": r["models_loaded"],
             "device": r["device"],
             "freeMemoryBytes": r["free_memory_bytes"],
+            "deviceMemoryTotalBytes": r["device_memory_total_bytes"],
+            "deviceMemoryAllocatedBytes": r["device_memory_allocated_bytes"],
             "lastSeenAt": _iso(r["seen_at"]),
             "secondsSinceSeen": round(max(float(r["age"]), 0.0), 1),
             "live": float(r["age"]) <= 3 * r["interval_s"],

@@ -14,12 +14,14 @@ from streams import topics
 
 log = logging.getLogger(__name__)
 
-UPSERT = """insert into workers (worker, families, models_loaded, device, free_memory_bytes, interval_s, seen_at)
-            values (%s, %s, %s, %s, %s, %s, %s)
+UPSERT = """insert into workers (worker, families, models_loaded, device, free_memory_bytes, interval_s, seen_at,
+                                 device_memory_total_bytes, device_memory_allocated_bytes)
+            values (%s, %s, %s, %s, %s, %s, %s, %s, %s)
             on conflict (worker) do update set families = excluded.families,
                 models_loaded = excluded.models_loaded, device = excluded.device,
                 free_memory_bytes = excluded.free_memory_bytes, interval_s = excluded.interval_s,
-                seen_at = excluded.seen_at
+                seen_at = excluded.seen_at, device_memory_total_bytes = excluded.device_memory_total_bytes,
+                device_memory_allocated_bytes = excluded.device_memory_allocated_bytes
             where workers.seen_at < excluded.seen_at"""
 
 
@@ -29,7 +31,7 @@ async def record(conn: psycopg.AsyncConnection, beats: list[m.WorkerHeartbeat]) 
             UPSERT,
             [
                 (b.worker, list(b.families), list(b.models_loaded), b.device, b.free_memory_bytes, b.interval_s,
-                 b.sent_at)
+                 b.sent_at, b.device_memory_total_bytes, b.device_memory_allocated_bytes)
                 for b in beats
             ],
         )  # fmt: skip

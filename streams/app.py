@@ -6,19 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
 
+from imagegen import logs
 from imagegen.config import Settings
 from imagegen.storage import StorageError, open_storage
 from streams import domain, topics
 from streams import messages as m
 from streams.control import QueueControls
 from streams.families import FamilyTable
-from streams.jobs import FamilyJobs, Report, batches, cancelled_job
+from streams.jobs import FamilyJobs, Released, Report, batches, cancelled_job
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +196,42 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
 
     for family in table.subset(families):
         _family_agent(app, family.name, jobs, send, to_dead_letter, controls, report)
+    app.drain = functools.partial(_drain, jobs, controls, settings.shutdown_grace_s)  # for StoppingWorker
     return app
+
+
+async def _drain(jobs: FamilyJobs, controls: QueueControls, grace_s: float) -> None:
+    """Take no new job, let the take in flight finish for `grace_s`, then release it at its next step."""
+    controls.stopping = True
+    if await jobs.wait_idle(0):
+        return
+    log.info("stopping: finishing the job in flight (up to %.0f s)", grace_s)
+    if await jobs.wait_idle(grace_s):
+        log.info("stopping: the job in flight finished")
+        return
+    log.warning("stopping: releasing the job in flight at its next step; another worker will draw it")
+    jobs.releasing.set()
+    await jobs.wait_idle(60.0)
+
+
+class StoppingWorker(faust.Worker):
+    """Faust's worker, which on SIGTERM or SIGINT first drains (`_drain`): the job in flight finishes
+    and its outcome is sent, or it is released uncommitted. A second signal stops at once."""
+
+    _draining: asyncio.Future[None] | None = None
+
+    def _schedule_shutdown(self, signal: Any) -> None:
+        if self._draining is not None:
+            super()._schedule_shutdown(signal)
+            return
+
+        async def drain_then_stop() -> None:
+            try:
+                await self.app.drain()
+            finally:
+                super(StoppingWorker, self)._schedule_shutdown(signal)
+
+        self._draining = asyncio.ensure_future(drain_then_stop())
 
 
 class PriorityGate:
@@ -249,13 +286,23 @@ def _family_agent(
                 # jobs fetched before their topic was held wait here; the held topic fetches no more
                 await controls.wait_free(family, dx) if waiting else None
                 for job in [job for job in waiting if controls.is_cancelled(job)]:
-                    log.info("%s of %s skipped: round %d was cancelled", family, job.name, job.round)
-                    await send(cancelled_job(job, 0, job.generation.steps))
+                    with logs.about(job):
+                        log.info("%s of %s skipped: round %d was cancelled", family, job.name, job.round)
+                        await send(cancelled_job(job, 0, job.generation.steps))
                     waiting.remove(job)
                 if not waiting:
                     continue
                 async with gate.turn(dx):
-                    await _draw(family, waiting, jobs, send, controls, report)
+                    try:
+                        await _draw(family, waiting, jobs, send, controls, report)
+                    except Released as released:
+                        with logs.about(*waiting):
+                            log.warning("%s: %s", family, released)
+                        # Faust acks a take when the agent leaves it; marked as acked here, the take's
+                        # offsets are never committed (nor any after them), so another worker draws it
+                        for event in events:
+                            event.message.acked = True
+                        return
 
         return agent
 
@@ -268,9 +315,21 @@ async def _draw(
     family: str, waiting: list[m.GenerateFamily], jobs: FamilyJobs, send: Any, controls: QueueControls, report: Report
 ) -> None:
     for batch in batches(waiting):
+        if controls.stopping:  # the batches left of the take are another worker's
+            raise Released("not drawn: the worker is stopping")
+        with jobs.in_flight():
+            await _draw_batch(family, batch, jobs, send, controls, report)
+
+
+async def _draw_batch(
+    family: str, batch: list[m.GenerateFamily], jobs: FamilyJobs, send: Any, controls: QueueControls, report: Report
+) -> None:
+    with logs.about(*batch):
         for job in batch:
             await send(jobs.started(job))
-        for job, outcome in zip(batch, await jobs.run_batch(batch, controls.is_cancelled, report), strict=True):
+        outcomes = await jobs.run_batch(batch, controls.is_cancelled, report)
+    for job, outcome in zip(batch, outcomes, strict=True):
+        with logs.about(job):
             await send(outcome)
             log.info(
                 "%s %s of %s (round %d, %s, batch of %d) in %.2f s",

@@ -29,6 +29,7 @@ class QueueControls:
         self.paused: dict[str, bool] = {}  # family or ALL_FAMILIES -> the last word said
         self.cancelled: dict[uuid.UUID, int] = {}  # variation id -> its last cancelled round
         self.ready = asyncio.Event()  # set once the control topic is read to its end
+        self.stopping = False  # the worker is stopping: it takes no new job
 
     def apply(self, control: m.QueueControl | m.VariationCancelled) -> None:
         match control:
@@ -43,6 +44,8 @@ class QueueControls:
 
     def held(self, family: str, dx: bool, now: datetime) -> str | None:
         """Why `family`'s normal (or DX) jobs must wait now, or None."""
+        if self.stopping:
+            return "the worker is stopping"
         if not self.ready.is_set():
             return "reading the queue's pauses"
         if self.paused.get(m.ALL_FAMILIES) or self.paused.get(family):

@@ -4,11 +4,14 @@ A failure is an event (FamilyFailed), never a crashed consumer."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
 import os
 import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +40,11 @@ def out_of_memory(exc: BaseException) -> bool:
 Outcome = m.FamilyCompleted | m.FamilyFailed | m.FamilyCancelled
 Cancelled = Callable[[m.GenerateFamily], bool]  # asked from the drawing thread too
 Report = Callable[[m.FamilyProgress], None]  # called on the event loop
+
+
+class Released(Exception):
+    """The worker is stopping and let go of the drawing at `step`: nothing is sent for it, and its
+    offset is not committed, so another worker draws it."""
 
 
 class Stopped(Exception):
@@ -90,6 +98,19 @@ def free_memory(device: str) -> int | None:
         return None
 
 
+def device_memory(device: str) -> tuple[int | None, int | None]:
+    """On a GPU: its total memory and the bytes torch has allocated on it; (None, None) elsewhere."""
+    if not device.startswith("cuda"):
+        return None, None
+    try:
+        import torch
+
+        where = torch.device(device)
+        return int(torch.cuda.mem_get_info(where)[1]), int(torch.cuda.memory_allocated(where))
+    except (RuntimeError, ValueError):
+        return None, None
+
+
 def public_url(settings: Settings, variation: str, name: str) -> str:
     return f"{settings.public_base_url.rstrip('/')}/api/images/{variation}/{name}"
 
@@ -106,9 +127,36 @@ class FamilyJobs:
         )
         # One drawing at a time per worker: a pipeline is not re-entrant and owns the device.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="draw")
+        self.releasing = threading.Event()  # set when stopping: the drawing ends at its next step
+        self._drawing = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextlib.contextmanager
+    def in_flight(self) -> Iterator[None]:
+        """A take being handled, from its first FamilyStarted to its last outcome sent."""
+        self._drawing += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._drawing -= 1
+            if not self._drawing:
+                self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Whether no drawing is in flight, waiting up to `timeout` seconds for the one that is."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     def heartbeat(self, families: tuple[str, ...]) -> m.WorkerHeartbeat:
+        total, allocated = device_memory(self.pipelines.device)
         return m.WorkerHeartbeat(
+            device_memory_total_bytes=total,
+            device_memory_allocated_bytes=allocated,
             worker=WORKER,
             families=families,
             models_loaded=tuple(self.pipelines.loaded()),
@@ -177,6 +225,8 @@ class FamilyJobs:
         loop = asyncio.get_running_loop()
 
         def on_step(step: int, steps: int) -> None:  # in the drawing thread
+            if self.releasing.is_set():
+                raise Released(f"released at step {step} of {steps}: the worker is stopping")
             if report is not None and step:
                 for job in batch:
                     loop.call_soon_threadsafe(report, self.progress(job, step, steps))
@@ -184,7 +234,12 @@ class FamilyJobs:
                 raise Stopped(step, steps)
 
         try:
-            drawn = await loop.run_in_executor(self.executor, self._draw, batch, on_step)
+            # the drawing thread logs with the jobs' identity too (imagegen/logs.py)
+            drawn = await loop.run_in_executor(
+                self.executor, contextvars.copy_context().run, self._draw, batch, on_step
+            )
+        except Released:
+            raise
         except Stopped as stop:
             log.info("%s of %s stopped at step %d of %d: cancelled", batch[0].family, [j.name for j in batch],
                      stop.step, stop.steps)  # fmt: skip

@@ -331,14 +331,18 @@ FamilyOutcome = FamilyCompleted | FamilyFailed
 
 
 class WorkerHeartbeat(Message):
-    """A worker says it is alive, what it serves and what it has loaded."""
+    """A worker says it is alive, what it serves and what it has loaded. Version 2 adds, on a GPU,
+    the device's total memory and what torch holds of it (None on a CPU and in version 1)."""
 
     type: Literal["WorkerHeartbeat"] = "WorkerHeartbeat"
+    version: Literal[2] = 2  # type: ignore[assignment]
     worker: str
     families: tuple[str, ...]
     models_loaded: tuple[str, ...]
     device: str
     free_memory_bytes: int | None
+    device_memory_total_bytes: int | None = None
+    device_memory_allocated_bytes: int | None = None
     interval_s: float
     sent_at: datetime
 
@@ -534,7 +538,12 @@ def _no_variant_set(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "variant_set": None, "variant": None, "version": 2}
 
 
+def _no_device_memory(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "device_memory_total_bytes": None, "device_memory_allocated_bytes": None, "version": 2}
+
+
 UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    ("WorkerHeartbeat", 1): _no_device_memory,
     ("FamilyCompleted", 1): _family_completed_v1,
     ("IMAGE_FAMILY_COMPLETED", 1): _image_family_completed_v1,
     ("CreateVariation", 1): _no_variant_set,
@@ -542,7 +551,7 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {
 }
 # the current version of each type; 1 if absent
 VERSIONS: dict[str, int] = {"FamilyCompleted": 2, "IMAGE_FAMILY_COMPLETED": 2, "CreateVariation": 2,
-                            "VariationRequested": 2}  # fmt: skip
+                            "VariationRequested": 2, "WorkerHeartbeat": 2}  # fmt: skip
 
 
 def upcast(data: dict[str, Any]) -> dict[str, Any]:

@@ -42,3 +42,28 @@ def test_metrics_count_variations_families_drawing_time_workers_and_waiting_jobs
     lag = {labels: n for (name, labels), n in got.items() if name == "imagegen_queue_lag"}
     assert set(lag) == {(("family", f), ("priority", p)) for f in load().names for p in ("dx", "normal")}
     assert all(n >= 0 for n in lag.values())
+
+
+async def test_a_gpu_worker_s_memory_is_exposed(api: httpx.Client, stack) -> None:
+    """A heartbeat as a GPU worker sends it (`FamilyJobs.heartbeat` on cuda), through the broker and
+    the projector's worker tracking, to /metrics. CPU workers have no such series."""
+    import asyncio
+
+    from streams import messages as m
+    from streams import topics
+    from tests.integration.kafka import produce
+
+    beat = m.WorkerHeartbeat(worker="gpu-box:1", families=("hero",), models_loaded=("tiny",), device="cuda:0",
+                             free_memory_bytes=100 << 30, device_memory_total_bytes=141 << 30,
+                             device_memory_allocated_bytes=7 << 30, interval_s=60, sent_at=m.utcnow())  # fmt: skip
+    await produce(stack.bootstrap_servers, topics.WORKERS, beat.key, m.encode(beat))
+    labels = (("device", "cuda:0"), ("worker", "gpu-box:1"))
+    for _ in range(100):
+        got = await asyncio.to_thread(samples, api)
+        if ("imagegen_worker_gpu_memory_total_bytes", labels) in got:
+            break
+        await asyncio.sleep(0.1)
+    assert got[("imagegen_worker_gpu_memory_total_bytes", labels)] == 141 << 30
+    assert got[("imagegen_worker_gpu_memory_allocated_bytes", labels)] == 7 << 30
+    gpus = {labels for (name, labels) in got if name == "imagegen_worker_gpu_memory_total_bytes"}
+    assert gpus == {labels}  # the CPU workers report none

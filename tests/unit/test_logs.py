@@ -1,0 +1,59 @@
+"""Log records about a job carry its identity, in text lines and JSON lines alike."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import uuid
+
+import pytest
+
+from imagegen import logs
+from streams import messages as m
+
+GEN = m.Generation(prompt="a pier", seed=1, model="tiny", steps=2, guidance=4.0)
+
+
+def job(name: str) -> m.GenerateFamily:
+    return m.GenerateFamily(job_id=uuid.uuid4(), variation_id=m.variation_id(name), name=name, family="hero",
+                            round=1, generation=GEN)  # fmt: skip
+
+
+@pytest.fixture
+def lines(monkeypatch: pytest.MonkeyPatch):
+    def capture(form: str) -> io.StringIO:
+        out = io.StringIO()
+        monkeypatch.setattr("sys.stderr", out)
+        logs.setup(form, "INFO", "worker")
+        return out
+
+    yield capture
+    logs.setup("text", "INFO")
+
+
+def test_json_lines_name_the_job_they_are_about(lines) -> None:
+    out, pier, dock = lines("json"), job("pier"), job("dock")
+    log = logging.getLogger("imagegen.test")
+    log.info("outside")
+    with logs.about(pier):
+        log.warning("drawing %s", "pier")
+    with logs.about(pier, dock):
+        log.info("a batch")
+    outside, one, batch = (json.loads(line) for line in out.getvalue().splitlines())
+    assert outside == {"level": "INFO", "logger": "imagegen.test", "message": "outside", "service": "worker",
+                       "time": outside["time"]}  # fmt: skip
+    assert (one["variation_id"], one["variation"], one["family"], one["job_id"]) == (
+        str(pier.variation_id), "pier", "hero", str(pier.job_id))  # fmt: skip
+    assert one["level"] == "WARNING" and one["message"] == "drawing pier"
+    assert batch["variation"] == ["pier", "dock"] and batch["family"] == "hero"
+
+
+def test_text_lines_end_with_the_variation_and_family(lines) -> None:
+    out = lines("text")
+    log = logging.getLogger("imagegen.test")
+    with logs.about(job("pier")):
+        log.info("drawn")
+    log.info("idle")
+    drawn, idle = out.getvalue().splitlines()
+    assert drawn.endswith("INFO imagegen.test drawn [pier/hero]") and idle.endswith("INFO imagegen.test idle")
