@@ -7,7 +7,9 @@ from __future__ import annotations
 import time
 
 import httpx
+import numpy as np
 import pytest
+import pyvips
 
 SET = "ab-kayaks"
 
@@ -32,6 +34,12 @@ def masters(api: httpx.Client, found: dict) -> dict[str, bytes]:
     return {v["name"]: api.get(v["families"][0]["publicUrl"]).content for v in found["variations"]}
 
 
+def difference(a: bytes, b: bytes) -> float:
+    """Mean absolute difference of two images' decoded pixels, in 8-bit levels."""
+    first, second = (np.frombuffer(pyvips.Image.new_from_buffer(x, "").write_to_memory(), np.uint8) for x in (a, b))
+    return float(np.abs(first.astype(np.int16) - second).mean())
+
+
 def test_a_variant_set_of_four_has_four_seeds_and_images_and_is_regenerated_whole(api: httpx.Client) -> None:
     generation = {"prompt": "kayaks on a green lake", "seed": 500, "model": "tiny", "inferenceSteps": 2}
     body = {"name": SET, "families": ["square"], "generation": generation, "variants": 4}
@@ -52,7 +60,13 @@ def test_a_variant_set_of_four_has_four_seeds_and_images_and_is_regenerated_whol
     r = api.post(f"/api/images/sets/{SET}/regenerate")
     assert r.status_code == 202, r.text
     again = settled(api, lambda s: s["statuses"] == {"completed": 4} and all(v["round"] == 2 for v in s["variations"]))
-    assert masters(api, again) == images  # each sibling keeps its seed: the same pixels
+    # each sibling keeps its seed: the same picture. Drawn in other batches than before, it is equal only
+    # to within floating-point rounding, which the tiny model's noise-like images and lossy WebP magnify
+    again_images = masters(api, again)
+    same = max(difference(again_images[name], images[name]) for name in images)
+    apart = min(difference(a, b) for a in images.values() for b in images.values() if a != b)
+    print(f"\nmean pixel difference: same seed redrawn at most {same:.2f}, two seeds at least {apart:.2f}")
+    assert same < 3 < 10 < apart
 
 
 def test_a_set_that_cannot_be_made_is_refused_naming_the_field(api: httpx.Client) -> None:
