@@ -259,9 +259,9 @@ async def status_counts(conn: AsyncConnection) -> dict[str, Any]:
 async def queue_jobs(
     conn: AsyncConnection, families: list[str], states: tuple[str, ...], limit: int = 1000
 ) -> list[dict[str, Any]]:
-    """The family jobs of the current rounds in `states` ("waiting", "running", "failed"), oldest
-    first: waiting ones are queued families of variations being drawn, running ones are drawing,
-    failed ones are failed families not given up on."""
+    """The family jobs of the current rounds in `states` ("waiting", "running", "failed"): running
+    ones (drawing), then waiting ones (queued families of variations being drawn) in the order they
+    are taken, DX first, then failed ones not given up on; oldest first within each."""
     where = {
         "waiting": "(f.status = 'queued' and v.status = 'generating')",
         "running": "f.status = 'generating'",
@@ -276,7 +276,9 @@ async def queue_jobs(
                                                      else coalesce(f.started_at, v.updated_at) end) as age
                 from families f join variations v on v.id = f.variation_id
                 where f.family = any(%s) and ({" or ".join(where[s] for s in states)})
-                order by v.updated_at, v.name, f.family limit %s""",
+                order by f.status = 'failed', f.status = 'queued', v.priority <> 'dx', v.requested_at, v.name,
+                         f.family
+                limit %s""",
             (families, limit),
         )
         rows = await cur.fetchall()
