@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     # many, gathered for at most this long.
     batch_size: int = Field(default=4, ge=1, le=64)
     batch_window_s: float = Field(default=0.05, ge=0.0, le=10.0)
+    # A drawing still going after this many seconds stops at its next step and fails, retryably
+    # (DeadlineExceeded): a stuck or starved device never leaves a family "generating" forever.
+    generation_deadline_s: float = Field(default=900.0, gt=0.0, le=86_400.0)
     # Workers announce themselves this often; one unseen for three intervals is taken for dead.
     heartbeat_interval_s: float = Field(default=5.0, gt=0, le=300)
     # daily windows when normal jobs wait and DX jobs still run, e.g. "09:00-17:30,20:00-22:00" (streams/peak.py)

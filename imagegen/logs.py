@@ -89,6 +89,7 @@ def config(form: str = "text", level: str = "INFO", service: str = "") -> dict[s
         "root": {"level": level.upper(), "handlers": ["default"]},
         "loggers": {
             "httpx": {"level": "WARNING"},
+            "pyvips": {"level": "WARNING"},  # a line per libvips threadpool at INFO
             "uvicorn": {"handlers": [], "propagate": True},
             "uvicorn.error": {"handlers": [], "propagate": True},
             "uvicorn.access": {"handlers": [], "propagate": True},

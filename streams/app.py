@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaProducer
 
 from imagegen import logs
 from imagegen.config import Settings
@@ -49,6 +50,10 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
         # Nor hold a rebalance until a drawing ends: the job in flight is redelivered to the new
         # owner and redrawn, giving the same event ids, which every consumer drops.
         stream_wait_empty=False,
+        # No standby replicas: a worker that takes over partitions rebuilds their table rows from the
+        # changelog (a few records per variation). With standbys, taking over a standby partition after
+        # a worker died stalled recovery on the test broker, and the survivor never drew again.
+        table_standby_replicas=0,
     )
     dead_letter = app.topic(topics.DEAD_LETTER)
 
@@ -156,12 +161,20 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
 
     @app.task
     async def send_progress() -> None:
-        while True:
-            progress = await steps.get()
-            try:  # not awaiting the broker's acknowledgement: progress is ephemeral
-                await app.send(topics.PROGRESS, key=progress.key, value=m.encode(progress))
-            except Exception as exc:
-                log.debug("progress not sent: %s", exc)
+        """Steps go out on a producer of their own, never waited for: live status must never hold up, or
+        share a buffer with, the sends the event log depends on."""
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks=1, linger_ms=20,
+                                    enable_idempotence=False)  # fmt: skip
+        await producer.start()
+        try:
+            while True:
+                progress = await steps.get()
+                try:
+                    await producer.send(topics.PROGRESS, key=progress.key, value=m.encode(progress))
+                except Exception as exc:
+                    log.debug("progress not sent: %s", exc)
+        finally:
+            await producer.stop()
 
     @app.task
     async def follow_queue_controls() -> None:

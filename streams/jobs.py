@@ -47,6 +47,10 @@ class Released(Exception):
     offset is not committed, so another worker draws it."""
 
 
+class DeadlineExceeded(TimeoutError):
+    """A drawing ran past GENERATION_DEADLINE_S: it stops at its next step and its jobs fail, retryably."""
+
+
 class Stopped(Exception):
     """Every job of the call was cancelled: the drawing stops at `step` of `steps`."""
 
@@ -224,7 +228,12 @@ class FamilyJobs:
         began = time.perf_counter()
         loop = asyncio.get_running_loop()
 
+        deadline = time.monotonic() + self.settings.generation_deadline_s
+
         def on_step(step: int, steps: int) -> None:  # in the drawing thread
+            if time.monotonic() > deadline:
+                raise DeadlineExceeded(f"drawing exceeded the {self.settings.generation_deadline_s:g} s deadline "
+                                       f"at step {step} of {steps}")  # fmt: skip
             if self.releasing.is_set():
                 raise Released(f"released at step {step} of {steps}: the worker is stopping")
             if report is not None and step:

@@ -117,3 +117,16 @@ def test_in_a_batch_only_the_cancelled_job_is_let_go(family_jobs: FamilyJobs) ->
     assert isinstance(outcomes[1], m.FamilyCancelled) and outcomes[1].at_step == outcomes[1].steps
     root = Path(family_jobs.storage.root)
     assert (root / "kite-kept").exists() and not (root / "kite-dropped").exists()
+
+
+def test_a_drawing_past_its_deadline_fails_retryably_and_the_worker_goes_on(family_jobs: FamilyJobs) -> None:
+    slow = job("kite-slow").model_copy(update={"generation": GEN.model_copy(update={"steps": 150})})
+    strict = FamilyJobs(family_jobs.settings.model_copy(update={"generation_deadline_s": 1.0}), family_jobs.table,
+                        family_jobs.storage)  # fmt: skip
+    strict.pipelines = family_jobs.pipelines  # the model already loaded: the deadline is the drawing's
+    failed = asyncio.run(strict.run(slow))
+    assert isinstance(failed, m.FamilyFailed), failed
+    assert failed.error_kind == "DeadlineExceeded" and failed.retryable
+    assert "exceeded the 1 s deadline at step" in failed.message
+    assert not (Path(family_jobs.storage.root) / "kite-slow").exists()
+    assert isinstance(asyncio.run(strict.run(job("kite-quick"))), m.FamilyCompleted)
