@@ -140,9 +140,9 @@ async def kill_one_mid_drawing(stack: DevStack, services: Services, drew_first: 
 
 STALL = pytest.mark.xfail(
     strict=False,  # intermittent: it failed in 2 runs of 2 on the dev machine and passed in a clean-clone CI run
-    reason="known intermittent bug, found by this test: the worker that takes over draws a full take (BATCH_SIZE jobs) and "
-    "then its family agents get no more records; with BATCH_SIZE=1 a restarted worker stalls the same way "
-    "after its first job, unless progress reporting is off (report=None)",
+    reason="known intermittent bug, found by this test: the worker that takes over draws a full take "
+    "(BATCH_SIZE jobs) and then its family agents get no more records; with BATCH_SIZE=1 a restarted "
+    "worker stalls the same way after its first job, unless progress reporting is off (report=None)",
 )
 
 
