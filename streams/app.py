@@ -296,8 +296,8 @@ def _family_agent(
                         waiting.append(m.decode_work(event.value))
                     except m.UndecodableMessage as exc:
                         await to_dead_letter(event, str(exc))
-                # jobs fetched before their topic was held wait here; the held topic fetches no more
-                await controls.wait_free(family, dx) if waiting else None
+                if waiting:  # jobs fetched before their topic was held wait here; it fetches no more
+                    await controls.wait_free(family, dx)
                 for job in [job for job in waiting if controls.is_cancelled(job)]:
                     with logs.about(job):
                         log.info("%s of %s skipped: round %d was cancelled", family, job.name, job.round)

@@ -43,8 +43,8 @@ Report = Callable[[m.FamilyProgress], None]  # called on the event loop
 
 
 class Released(Exception):
-    """The worker is stopping and let go of the drawing at `step`: nothing is sent for it, and its
-    offset is not committed, so another worker draws it."""
+    """The worker is stopping and let go of the drawing: nothing is sent for it, and its offset is
+    not committed, so another worker draws it."""
 
 
 class DeadlineExceeded(TimeoutError):
@@ -90,29 +90,19 @@ def _weights_warning(job: m.GenerateFamily, weights: str) -> tuple[str, ...]:
     )
 
 
-def free_memory(device: str) -> int | None:
-    """Free bytes where the pipelines live: the GPU's, or the machine's available memory."""
+def memory(device: str) -> tuple[int | None, int | None, int | None]:
+    """Where the pipelines live: free bytes (the GPU's, or the machine's available memory), and on a
+    GPU its total memory and the bytes torch has allocated on it (None elsewhere, or unknown)."""
     try:
         if device.startswith("cuda"):
             import torch
 
-            return int(torch.cuda.mem_get_info(torch.device(device))[0])
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+            where = torch.device(device)
+            free, total = torch.cuda.mem_get_info(where)
+            return int(free), int(total), int(torch.cuda.memory_allocated(where))
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), None, None
     except (RuntimeError, ValueError, OSError):
-        return None
-
-
-def device_memory(device: str) -> tuple[int | None, int | None]:
-    """On a GPU: its total memory and the bytes torch has allocated on it; (None, None) elsewhere."""
-    if not device.startswith("cuda"):
-        return None, None
-    try:
-        import torch
-
-        where = torch.device(device)
-        return int(torch.cuda.mem_get_info(where)[1]), int(torch.cuda.memory_allocated(where))
-    except (RuntimeError, ValueError):
-        return None, None
+        return None, None, None
 
 
 def public_url(settings: Settings, variation: str, name: str) -> str:
@@ -157,15 +147,15 @@ class FamilyJobs:
         return True
 
     def heartbeat(self, families: tuple[str, ...]) -> m.WorkerHeartbeat:
-        total, allocated = device_memory(self.pipelines.device)
+        free, total, allocated = memory(self.pipelines.device)
         return m.WorkerHeartbeat(
-            device_memory_total_bytes=total,
-            device_memory_allocated_bytes=allocated,
             worker=WORKER,
             families=families,
             models_loaded=tuple(self.pipelines.loaded()),
             device=self.pipelines.device,
-            free_memory_bytes=free_memory(self.pipelines.device),
+            free_memory_bytes=free,
+            device_memory_total_bytes=total,
+            device_memory_allocated_bytes=allocated,
             interval_s=self.settings.heartbeat_interval_s,
             sent_at=m.utcnow(),
         )

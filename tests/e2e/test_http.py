@@ -56,13 +56,6 @@ def masters(api: httpx.Client, variation: dict) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def api(services) -> httpx.Client:
-    with httpx.Client(base_url=services.api_url, timeout=30) as client:
-        client.services = services
-        yield client
-
-
-@pytest.fixture(scope="module")
 def example(api: httpx.Client) -> dict:
     began = time.perf_counter()
     r = api.post("/api/images/variations", json=EXAMPLE)

@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.families import load
 from tests.e2e.test_http import wait_for
-
-
-@pytest.fixture(scope="module")
-def api(services) -> httpx.Client:
-    with httpx.Client(base_url=services.api_url, timeout=30) as client:
-        client.services = services
-        yield client
 
 
 def samples(api: httpx.Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

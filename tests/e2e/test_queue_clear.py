@@ -9,19 +9,11 @@ import subprocess
 import sys
 
 import httpx
-import pytest
 
 from streams import messages as m
 from streams import topics
 from tests.e2e.test_http import wait_for
 from tests.integration.kafka import produce, read_until
-
-
-@pytest.fixture(scope="module")
-def api(services) -> httpx.Client:
-    with httpx.Client(base_url=services.api_url, timeout=30) as client:
-        client.services = services
-        yield client
 
 
 def queue(services, *args: str) -> str:

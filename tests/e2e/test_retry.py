@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import httpx
-import pytest
 
 from streams import messages as m
 from streams import topics
@@ -17,13 +16,6 @@ from tests.e2e.test_http import wait_for
 from tests.integration.kafka import produce, read_until
 
 NAME = "retry-harbour"
-
-
-@pytest.fixture(scope="module")
-def api(services) -> httpx.Client:
-    with httpx.Client(base_url=services.api_url, timeout=30) as client:
-        client.services = services
-        yield client
 
 
 def queue(services, *args: str) -> None:

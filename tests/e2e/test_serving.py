@@ -33,13 +33,6 @@ NOT_IN_BUCKET = "linkedin-share"  # a derivative the read model knows and the bu
 
 
 @pytest.fixture(scope="module")
-def api(services: Services) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=services.api_url, timeout=30) as client:
-        client.services = services  # type: ignore[attr-defined]  # wait_for checks the services are alive
-        yield client
-
-
-@pytest.fixture(scope="module")
 def variation(api: httpx.Client) -> dict:
     r = api.post("/api/images/variations", json=BODY)
     assert r.status_code == 202, r.text

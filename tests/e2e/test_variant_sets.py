@@ -8,16 +8,9 @@ import time
 
 import httpx
 import numpy as np
-import pytest
 import pyvips
 
 SET = "ab-kayaks"
-
-
-@pytest.fixture(scope="module")
-def api(services) -> httpx.Client:
-    with httpx.Client(base_url=services.api_url, timeout=30) as client:
-        yield client
 
 
 def settled(api: httpx.Client, done, timeout: float = 240.0) -> dict:

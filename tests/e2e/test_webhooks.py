@@ -58,13 +58,6 @@ def domain_events(stack, until_round: int) -> list:
 
 
 @pytest.fixture(scope="module")
-def api(services) -> httpx.Client:
-    with httpx.Client(base_url=services.api_url, timeout=30) as client:
-        client.services = services
-        yield client
-
-
-@pytest.fixture(scope="module")
 def receiver(api) -> Receiver:
     with Receiver(first_one_fails) as running:
         yield running
