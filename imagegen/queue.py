@@ -13,6 +13,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from imagegen.config import family_table, settings
+from streams import topics
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -151,7 +152,7 @@ def cmd_clear(args: argparse.Namespace) -> None:
     if args.dry_run:
         print(f"would cancel {cancelled} variations and abandon {abandoned} failed jobs (dry run: nothing posted)")
         return
-    asyncio.run(_say(commands, topic="commands"))
+    asyncio.run(_say(commands, topics.COMMANDS))
     print(f"cancelled {cancelled} variations with waiting jobs, abandoned {abandoned} failed jobs")
 
 
@@ -164,17 +165,15 @@ def cmd_queue(args: argparse.Namespace) -> None:
     print(f"{'paused' if args.paused else 'resumed'}: {'every family' if args.all else ', '.join(names)}")
 
 
-async def _say(messages: list[Any], topic: str = "control") -> None:
+async def _say(messages: list[Any], topic: str = topics.CONTROL) -> None:
     from streams import messages as m
-    from streams import topics
 
     s = settings()
     await topics.create_all(s.kafka_bootstrap_servers, family_table(), s.topic_partitions, s.topic_replication)
     producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap_servers)
     await producer.start()
     try:
-        name = topics.CONTROL if topic == "control" else topics.COMMANDS
         for message in messages:  # one record per request: the test broker miscounts multi-record batches
-            await producer.send_and_wait(name, key=message.key, value=m.encode(message))
+            await producer.send_and_wait(topic, key=message.key, value=m.encode(message))
     finally:
         await producer.stop()
