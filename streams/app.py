@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 from imagegen import logs
 from imagegen.config import Settings
 from imagegen.storage import StorageError, open_storage
-from streams import domain, topics
+from streams import domain, kafka, topics
 from streams import messages as m
 from streams.control import QueueControls
 from streams.families import FamilyTable
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]) -> faust.App:
     test_broker = settings.kafka_test_broker
-    app = faust.App(
+    app = kafka.App(
         "imagegen",
         broker=f"kafka://{settings.kafka_bootstrap_servers}",
         store="memory://",

@@ -138,18 +138,9 @@ async def kill_one_mid_drawing(stack: DevStack, services: Services, drew_first: 
             f"variations concluded, all complete {took:.1f} s after the kill")  # fmt: skip
 
 
-STALL = pytest.mark.xfail(
-    strict=False,  # intermittent: each story has both passed and failed, here and in clean-clone CI runs
-    reason="known intermittent bug, found by these tests: a worker that restarts or takes over with a backlog "
-    "draws a take or two and then its family agents get no more records (jobs stay queued)",
-)
-
-
-@STALL
 async def test_a_worker_killed_mid_drawing_and_restarted_completes_every_job_once(one_worker) -> None:
     print("\n" + await kill_one_mid_drawing(*one_worker, drew_first=1, restart=True))
 
 
-@STALL
 async def test_the_other_worker_takes_over_a_killed_worker_s_partitions(two_workers) -> None:
     print("\n" + await kill_one_mid_drawing(*two_workers, drew_first=2, restart=False))
