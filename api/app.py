@@ -72,9 +72,12 @@ async def _send(request: Request, command: m.Command) -> None:
         await producer.send_and_wait(topics.COMMANDS, key=command.key, value=m.encode(command))
     except KafkaError as exc:
         log.warning("command not sent: %s", exc)
+        # The broker did not confirm in time; the command may still land. Retrying is safe: a create's id is
+        # derived from its content and a regenerate's from the round it follows, so a repeat is dropped.
         raise Problem(
-            503, "the command log is unreachable; nothing was accepted, retry later", **{"Retry-After": "5"}
-        ) from None
+            503, "the command log did not confirm the command in time; retry the same request later (a repeat is "
+            "dropped if the first one did land)", **{"Retry-After": "5"},
+        ) from None  # fmt: skip
 
 
 def _accepted(command: m.Command, status: str = "pending", name: str | None = None) -> dict[str, Any]:
@@ -123,6 +126,9 @@ async def create_variation(request: Request) -> Response:
         errors = _field_errors(exc)
         raise Problem(422, "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors) from None
     g = body.generation
+    if blocked := request.app.state.settings.brand.blocked_in(g.prompt):
+        message = f"generation.prompt: has terms the brand policy blocks: {blocked}"
+        raise Problem(422, message, [{"field": "generation.prompt", "message": message}])
     model_name = g.model or request.app.state.settings.default_model
     spec = models.REGISTRY.get(model_name)
     if spec is None:
@@ -174,10 +180,15 @@ async def _existing(request: Request, vid: uuid.UUID) -> dict[str, Any]:
     return found
 
 
+def _regenerate(vid: uuid.UUID, round_: int) -> m.RegenerateVariation:
+    """Regenerating round N again, twice (a double click, a retried post) is one command: the second is dropped."""
+    return m.RegenerateVariation(command_id=m.derive_id("regenerate", vid, round_), variation_id=vid)
+
+
 async def regenerate_variation(request: Request) -> Response:
     vid = _uuid(request)
     existing = await _existing(request, vid)
-    command = m.RegenerateVariation(command_id=uuid.uuid4(), variation_id=vid)
+    command = _regenerate(vid, existing["round"])
     await _send(request, command)
     return _accepting(command, existing["name"], "regenerating")
 
@@ -230,7 +241,7 @@ async def regenerate_variant_set(request: Request) -> Response:
     """Draw every variation of the set again (a new round each, with its own seed)."""
     name = request.path_params["name"]
     found = await _variant_set(request, name)
-    commands = [m.RegenerateVariation(command_id=uuid.uuid4(), variation_id=uuid.UUID(v["id"])) for v in found]
+    commands = [_regenerate(uuid.UUID(v["id"]), v["round"]) for v in found]
     for command in commands:
         await _send(request, command)
     accepted = [_accepted(c, "regenerating", v["name"]) for c, v in zip(commands, found, strict=True)]
@@ -447,6 +458,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Problem: _problem_handler,
             HTTPException: _http_handler,
             psycopg.OperationalError: _unavailable_handler,
+            psycopg.errors.UndefinedTable: _unavailable_handler,  # before the projector's first migration
             PoolTimeout: _unavailable_handler,
             StorageUnavailable: _storage_handler,
             Exception: _error_handler,

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imagegen.storage import CACHE_CONTROL
 from streams import families
+from streams.brand import BrandPolicy
 from streams.families import FamilyTable
 from streams.peak import PeakHours
 
@@ -91,6 +92,10 @@ class Settings(BaseSettings):
     # daily windows when normal jobs wait and DX jobs still run, e.g. "09:00-17:30,20:00-22:00" (streams/peak.py)
     peak_hours: str = ""
     peak_timezone: str = "UTC"
+    # Brand policy (streams/brand.py): a prompt with one of these terms (comma separated, whole words,
+    # any case) is rejected; this negative prompt is added to every job's, for every model.
+    blocked_terms: str = Field(default="", max_length=20_000)
+    brand_negative_prompt: str = Field(default="", max_length=1000)
     # Webhooks (webhooks/dispatcher.py): a failed delivery is tried again after BACKOFF_S, then twice,
     # four times… as long (at most BACKOFF_MAX_S, plus up to 25 % jitter), MAX_ATTEMPTS times in all.
     webhook_max_attempts: int = Field(default=15, ge=1, le=100)
@@ -101,6 +106,10 @@ class Settings(BaseSettings):
     @property
     def peak(self) -> PeakHours:
         return PeakHours.parse(self.peak_hours, self.peak_timezone)
+
+    @property
+    def brand(self) -> BrandPolicy:
+        return BrandPolicy.configured(self.blocked_terms, self.brand_negative_prompt)
 
     @model_validator(mode="after")
     def _peak_hours_parse(self) -> Settings:

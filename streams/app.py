@@ -99,6 +99,7 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
                 continue
             yield message
 
+    policy = settings.brand
     variations = app.Table("variations", default=None, key_type=bytes, value_type=bytes)
 
     @app.agent(app.topic(topics.COMMANDS, topics.EVENTS), name="variations")
@@ -107,7 +108,7 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
             key = message.key
             stored = variations.get(key)
             state = domain.Variation.model_validate_json(stored) if stored else None
-            new, out = domain.handle(state, message, m.utcnow(), table.names)
+            new, out = domain.handle(state, message, m.utcnow(), table.names, policy)
             # Send first, then record: a crash in between redelivers the input, and the same
             # decisions come out again with the same ids, which every consumer drops.
             for msg in out:

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from streams import messages as m
+from streams.brand import BrandPolicy
 
 Status = Literal["generating", "completed", "partial", "failed", "cancelled"]
 SEEN_LIMIT = 256  # ids of handled commands and outcomes kept to drop redeliveries
@@ -241,11 +242,17 @@ def evolve(state: State, event: m.Message) -> State:
 
 
 def handle(
-    state: State, message: m.Message, now: datetime, families: Collection[str] | None = None
+    state: State,
+    message: m.Message,
+    now: datetime,
+    families: Collection[str] | None = None,
+    policy: BrandPolicy | None = None,
 ) -> tuple[State, list[m.Message]]:
     """One step of the aggregate: drop a redelivered message, fold an incoming outcome, decide,
     and fold what was decided. Returns the new state and the messages to send. `families` are the
-    family names the deployment knows; a create naming others is rejected."""
+    family names the deployment knows; a create naming others is rejected. `policy` is the brand
+    policy: a create whose prompt has a blocked term is rejected, and every job carries its negative
+    prompt."""
     seen = str(message.message_id)
     if state is not None and seen in state.seen:
         return state, []
@@ -260,7 +267,12 @@ def handle(
         unknown = sorted(set(message.families) - set(families))
         if unknown:
             return None, [_rejected(message, now, f"unknown families {unknown}")]
+    create = message if isinstance(message, m.CreateVariation) and state is None else None
+    if create and policy and (blocked := policy.blocked_in(create.generation.prompt)):
+        return None, [_rejected(create, now, f"the prompt has terms the brand policy blocks: {blocked}")]
     out = decide(state, message, now)
+    if policy is not None:
+        out = [policy.applied(o) if isinstance(o, m.GenerateFamily) else o for o in out]
     for event in out:
         if isinstance(event, m.Event) and not isinstance(event, m.VariationRejected):
             state = evolve(state, event)

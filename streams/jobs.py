@@ -22,6 +22,7 @@ from inference.cutting import Cut, Encoding, cut_master
 from inference.framing import Subject
 from inference.generation import GenerationParams, batch_key, generate_batch
 from inference.models import Pipelines
+from streams import brand
 from streams import messages as m
 from streams.families import FamilyTable
 
@@ -172,7 +173,7 @@ class FamilyJobs:
         family = self.table.get(first.family)
         spec, pipeline = self.pipelines.get(first.generation.model)
         on_step(0, first.generation.steps)  # cancelled while waiting for the device: not drawn at all
-        masters = generate_batch(pipeline, spec, [_params(job.generation) for job in batch], family, on_step)
+        masters = generate_batch(pipeline, spec, [_params(job) for job in batch], family, on_step)
         encoding = self.encoding
         scheduler = type(pipeline.scheduler).__name__
         weights = self.pipelines.fingerprint(first.generation.model)
@@ -181,7 +182,7 @@ class FamilyJobs:
             g = job.generation
             metadata = {
                 "prompt": g.prompt,
-                "negative_prompt": g.negative_prompt,
+                "negative_prompt": brand.negative_prompt(job),
                 "seed": str(g.seed),
                 "model": g.model,
                 "steps": str(g.steps),
@@ -286,8 +287,9 @@ class FamilyJobs:
         )
 
 
-def _params(g: m.Generation) -> GenerationParams:
-    return GenerationParams(g.prompt, g.negative_prompt, g.seed, g.steps, g.guidance)
+def _params(job: m.GenerateFamily) -> GenerationParams:
+    g = job.generation
+    return GenerationParams(g.prompt, brand.negative_prompt(job), g.seed, g.steps, g.guidance)
 
 
 def cancelled_job(job: m.GenerateFamily, at_step: int, steps: int) -> m.FamilyCancelled:
@@ -308,5 +310,5 @@ def batches(jobs: list[m.GenerateFamily]) -> list[list[m.GenerateFamily]]:
     steps, guidance and empty-or-not negative prompt. Order is kept within and across groups."""
     groups: dict[tuple[object, ...], list[m.GenerateFamily]] = {}
     for job in jobs:
-        groups.setdefault((job.generation.model, *batch_key(_params(job.generation))), []).append(job)
+        groups.setdefault((job.generation.model, *batch_key(_params(job))), []).append(job)
     return list(groups.values())

@@ -175,6 +175,8 @@ class GenerateFamily(Message):
     # the weights the previous round drew with: the worker warns when it draws with others
     expected_weights: str | None = None
     focal_point: FocalPoint | None = None  # overrides subject detection when given
+    # the brand policy's negative prompt, added to the generation's own (streams/brand.py)
+    brand_negative_prompt: str = Field(default="", max_length=2000)
 
     @property
     def message_id(self) -> uuid.UUID:

@@ -37,6 +37,9 @@ def services(stack: DevStack) -> Iterator[Services]:
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "TORCH_THREADS": "1",
         "MODEL_CACHE_DIR": str(ARTIFACTS / "models"),
+        # the brand policy tests/e2e/test_brand_safety.py tells the story of
+        "BLOCKED_TERMS": "rival cola,gore",
+        "BRAND_NEGATIVE_PROMPT": "competitor logo",
     }
     running = Services(env, ARTIFACTS / "logs", api_port=port)
     try:

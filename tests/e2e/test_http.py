@@ -136,6 +136,8 @@ def test_regenerate_draws_byte_identical_masters(api, example):
     before = masters(api, example)
     r = api.post(f"/api/images/variations/{example['id']}/regenerate")
     assert r.status_code == 202, r.text
+    repeated = api.post(f"/api/images/variations/{example['id']}/regenerate")  # a double click, a retried post
+    assert repeated.json()["commandId"] == r.json()["commandId"]  # the same command: the aggregate drops it
     again = wait_for(api, example["id"], lambda v: v["round"] == 2 and v["status"] in DONE)
     assert again["status"] == "completed"
     assert all(f["round"] == 2 for f in again["families"])
@@ -151,13 +153,26 @@ def test_regenerate_draws_byte_identical_masters(api, example):
     ("change", "field"),
     [
         ({"generation": {**EXAMPLE["generation"], "seed": -1}}, "generation.seed"),
+        ({"generation": {**EXAMPLE["generation"], "seed": 2**64}}, "generation.seed"),
         ({"generation": {**EXAMPLE["generation"], "prompt": "  "}}, "generation.prompt"),
+        ({"generation": {**EXAMPLE["generation"], "prompt": ""}}, "generation.prompt"),
+        ({"generation": {**EXAMPLE["generation"], "prompt": "x" * 2001}}, "generation.prompt"),
+        ({"generation": {**EXAMPLE["generation"], "negativePrompt": "x" * 2001}}, "generation.negativePrompt"),
+        ({"generation": {"seed": 1}}, "generation.prompt"),
         ({"generation": {**EXAMPLE["generation"], "inferenceSteps": 0}}, "generation.inferenceSteps"),
+        ({"generation": {**EXAMPLE["generation"], "inferenceSteps": 151}}, "generation.inferenceSteps"),
+        ({"generation": {**EXAMPLE["generation"], "guidanceScale": -0.5}}, "generation.guidanceScale"),
+        ({"generation": {**EXAMPLE["generation"], "guidanceScale": 30.5}}, "generation.guidanceScale"),
+        ({"generation": {**EXAMPLE["generation"], "sampler": "ddim"}}, "generation.sampler"),
         ({"generation": {**EXAMPLE["generation"], "model": "nope"}}, "generation.model"),
         ({"families": ["square", "octagon"]}, "families"),
         ({"families": []}, "families"),
         ({"name": "Not URL safe!"}, "name"),
         ({"name": "variations"}, "name"),
+        ({"name": "../etc"}, "name"),
+        ({"name": "a" * 121}, "name"),
+        ({"name": None}, "name"),
+        ({"category": "c" * 101}, "category"),
         ({"isDxJob": "maybe"}, "isDxJob"),
         ({"focalPoint": {"x": 1.5, "y": 0.5}}, "focalPoint.x"),
         ({"focalPoints": {"hero": {"x": 0.5, "y": 0.5}}}, "focalPoints"),
@@ -174,7 +189,18 @@ def test_a_body_that_is_not_json_is_refused(api):
     r = api.post("/api/images/variations", content=b"{nope", headers={"content-type": "application/json"})
     assert r.status_code == 400 and r.json()["errors"][0]["field"] == "body"
     r = api.post("/api/images/variations", content=b"name=x", headers={"content-type": "text/plain"})
+    assert r.status_code == 415 and r.json()["errors"][0]["field"] == "content-type"
+    r = api.post("/api/images/variations", content=json.dumps(EXAMPLE).encode())  # no content type at all
     assert r.status_code == 415
+    r = api.post("/api/images/variations", json=[EXAMPLE])  # JSON, but not an object
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "body"
+
+
+@pytest.mark.parametrize(("query", "field"), [("limit=0", "limit"), ("limit=201", "limit"), ("limit=ten", "limit"),
+                                              ("offset=-1", "offset")])  # fmt: skip
+def test_paging_out_of_range_gets_a_422_naming_the_parameter(api, query, field):
+    r = api.get(f"/api/images/variations?{query}")
+    assert r.status_code == 422 and r.json()["errors"] == [{"field": field, "message": "out of range"}]
 
 
 def test_unknown_things_are_404(api):
