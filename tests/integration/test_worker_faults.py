@@ -115,7 +115,7 @@ async def kill_one_mid_drawing(stack: DevStack, services: Services, drew_first: 
     services.processes.pop(victim).wait(10)
     if restart:
         start(services, "worker-next")
-    deadline = time.monotonic() + 45
+    deadline = time.monotonic() + 120  # 8 jobs of 40 steps; generous for a loaded 2-core machine
     while time.monotonic() < deadline:
         found = await rows(stack.database_url)
         if len(found) == JOBS and all(r[1] == "completed" for r in found):
