@@ -76,8 +76,6 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
 
 def cmd_projector(args: argparse.Namespace) -> None:
-    import psycopg
-
     from projections import workers
     from projections.projector import Projector
 
@@ -94,8 +92,7 @@ def cmd_projector(args: argparse.Namespace) -> None:
         await asyncio.wait({started, ready}, return_when=asyncio.FIRST_COMPLETED)
         if started.done():
             started.result()  # the projector failed to start: say why
-        async with await psycopg.AsyncConnection.connect(s.database_url, autocommit=True) as conn:
-            await asyncio.gather(started, workers.track(s.kafka_bootstrap_servers, conn, stop))
+        await asyncio.gather(started, workers.track(s.kafka_bootstrap_servers, s.database_url, stop))
 
     asyncio.run(main())
 

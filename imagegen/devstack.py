@@ -346,9 +346,11 @@ class Postgres:
             _kill(self._pid, signal.SIGKILL, 5.0)
         self._pid = None
 
-    def restart(self) -> None:
-        """Stop and start again on the same port and data (a database outage under a running consumer)."""
+    def restart(self, down_s: float = 0.0) -> None:
+        """Stop, stay down `down_s` seconds, and start again on the same port and data (a database outage
+        under a running consumer)."""
         self._stop_server()
+        time.sleep(down_s)
         self._start_server(new_port=False)
         log.info("postgres restarted on 127.0.0.1:%d (pid %d)", self.port, self.pid)
 

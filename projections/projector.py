@@ -47,6 +47,7 @@ class Projector:
         self.database_url = database_url
         self.topic = topic
         self.applied = 0
+        self.outages = 0  # times the database went away and the projector resumed
         self.read_model = readmodel.ReadModel()
         self.ready = asyncio.Event()  # set once migrations are applied
 
@@ -95,15 +96,26 @@ class Projector:
             await _advance(conn, last)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Project until `stop`. When Postgres goes away (a restart, a failover), wait until it answers and
+        resume from the positions recorded with the rows: a batch cut short was rolled back with its
+        position, so nothing is lost and nothing applied twice."""
         stop = stop or asyncio.Event()
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=50,
-        )
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers)
+        pause = 0.2
+        while True:
+            try:
+                await self._run(stop)
+                return
+            except psycopg.OperationalError as exc:
+                if stop.is_set():
+                    return
+                self.outages += 1
+                log.warning("the read model's database does not answer (%s); resuming from the recorded positions "
+                            "once it does", str(exc).strip() or type(exc).__name__)  # fmt: skip
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), pause)
+            pause = min(pause * 2, 5.0)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         async with contextlib.AsyncExitStack() as resources:
             conns = [
                 await resources.enter_async_context(
@@ -116,8 +128,18 @@ class Projector:
                 log.info("applied migrations %s", applied)
             for conn in conns:
                 await self.read_model.prepare(conn)
+            if self.outages:
+                log.info("the read model's database answers again")
             self.ready.set()
             resources.enter_context(_few_collections())
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap_servers,
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                fetch_max_wait_ms=50,
+            )
+            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers)
             await consumer.start()
             resources.push_async_callback(consumer.stop)
             await producer.start()

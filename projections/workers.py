@@ -4,6 +4,7 @@ live worker serves. Heartbeats are idempotent by nature: an older beat never ove
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import psycopg
@@ -37,7 +38,10 @@ async def record(conn: psycopg.AsyncConnection, beats: list[m.WorkerHeartbeat]) 
         )  # fmt: skip
 
 
-async def track(bootstrap_servers: str, conn: psycopg.AsyncConnection, stop: asyncio.Event) -> None:
+async def track(bootstrap_servers: str, database_url: str, stop: asyncio.Event) -> None:
+    """Record every heartbeat until `stop`. Beats read while the database does not answer are recorded
+    once it does (the newest per worker wins)."""
+    conn: psycopg.AsyncConnection | None = None
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=100
     )
@@ -57,7 +61,21 @@ async def track(bootstrap_servers: str, conn: psycopg.AsyncConnection, stop: asy
                         beats.append(m.decode_heartbeat(message.value))
                     except m.UndecodableMessage as exc:
                         log.warning("ignoring a heartbeat at %s@%s: %s", message.partition, message.offset, exc)
-            if beats:
-                await record(conn, beats)
+            pause = 0.2
+            while beats and not stop.is_set():
+                try:
+                    conn = conn or await psycopg.AsyncConnection.connect(database_url, autocommit=True)
+                    await record(conn, beats)
+                    beats = []
+                except psycopg.OperationalError as exc:
+                    log.warning("heartbeats not recorded yet, the database does not answer: %s", str(exc).strip())
+                    if conn is not None:
+                        await conn.close()
+                    conn = None
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), pause)
+                    pause = min(pause * 2, 5.0)
     finally:
         await consumer.stop()
+        if conn is not None:
+            await conn.close()
