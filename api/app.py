@@ -24,7 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from api import live
+from api import access, live, openapi
+from api.families import list_families
 from api.images import image_response
 from api.live import LiveFeed
 from api.metrics import metrics
@@ -61,9 +62,38 @@ async def _json(request: Request) -> Any:
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
         raise Problem(415, "send the body as application/json", [{"field": "content-type", "message": "unsupported"}])
     try:
-        return json.loads(await request.body())
-    except ValueError as exc:
+        body = json.loads(await request.body())
+        nul = _nul_at(body)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than Python's stack
         raise Problem(400, f"body is not valid JSON: {exc}", [{"field": "body", "message": "invalid JSON"}]) from None
+    if nul is not None:
+        raise _holds_nul(nul)
+    return body
+
+
+def _holds_nul(field: str) -> Problem:
+    # Postgres text cannot hold a NUL: refused here, naming the field, not by psycopg with a 500 (or, for a
+    # prompt, by the projector, which would dead-letter the variation the API had accepted)
+    return Problem(422, f"{field}: must not contain NUL (\\u0000)", [{"field": field, "message": "contains NUL"}])
+
+
+def _nul_at(value: Any, at: str = "body") -> str | None:
+    """Where the first string of a JSON value holding a NUL is (`generation.prompt`); None if none does."""
+    if isinstance(value, str):
+        return at if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        where = f"{at}.{key}".removeprefix("body.")
+        if (found := _nul_at(key, where) or _nul_at(item, where)) is not None:
+            return found
+    return None
+
+
+def _text(value: str, field: str) -> str:
+    """A path or query value bound for a text column."""
+    if "\x00" in value:
+        raise _holds_nul(field)
+    return value
 
 
 async def _send(request: Request, command: m.Command) -> None:
@@ -222,6 +252,7 @@ async def cancel_variation(request: Request) -> Response:
 
 
 async def _variant_set(request: Request, name: str) -> list[dict[str, Any]]:
+    _text(name, "name")
     async with request.app.state.pool.connection() as conn:
         found = await views.variant_set(conn, name)
     if not found:
@@ -281,7 +312,7 @@ def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
 async def list_variations(request: Request) -> Response:
     limit = _int(request, "limit", 20, 1, 200)
     offset = _int(request, "offset", 0, 0, 10_000_000)
-    q = request.query_params
+    q = {k: _text(v, k) for k, v in request.query_params.items() if k in ("status", "category", "q", "set")}
     async with request.app.state.pool.connection() as conn:
         items, total = await views.variations(
             conn, limit, offset, q.get("status"), q.get("category"), q.get("q"), q.get("set")
@@ -299,7 +330,7 @@ async def get_variation(request: Request) -> Response:
 
 
 async def get_variation_by_name(request: Request) -> Response:
-    name = request.path_params["name"]
+    name = _text(request.path_params["name"], "name")
     async with request.app.state.pool.connection() as conn:
         found = await views.variation_by_name(conn, name)
     if found is None:
@@ -318,7 +349,7 @@ async def get_command(request: Request) -> Response:
 
 
 async def serve_image(request: Request) -> Response:
-    variation, name = request.path_params["variation"], request.path_params["name"]
+    variation, name = (_text(request.path_params[p], p) for p in ("variation", "name"))
     async with request.app.state.pool.connection() as conn:
         key = await views.image_key(conn, variation, name)
     state = request.app.state
@@ -331,6 +362,11 @@ async def serve_image(request: Request) -> Response:
 async def asyncapi(request: Request) -> Response:
     """The AsyncAPI 3 document of every topic, for this deployment's family table."""
     return JSONResponse(contract.document(family_table()))
+
+
+async def openapi_document(request: Request) -> Response:
+    """The OpenAPI 3.1 document of this API, for this deployment's family table."""
+    return JSONResponse(openapi.document(family_table()))
 
 
 async def health_ml(request: Request) -> Response:
@@ -411,12 +447,14 @@ routes = [
             Route("/health/ml", health_ml, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/models", list_models, methods=["GET"]),
+            Route("/families", list_families, methods=["GET"]),
             Route("/asyncapi.json", asyncapi, methods=["GET"]),
+            Route("/openapi.json", openapi_document, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             *webhook_routes,
             Route("/{variation}/{name}", serve_image, methods=["GET", "HEAD"]),
         ],
-    )
+    ),
 ]
 
 
@@ -453,6 +491,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     return Starlette(
         routes=routes,
+        middleware=[access.middleware(settings)],  # keys, rate limits, body size
         lifespan=lifespan,
         exception_handlers={
             Problem: _problem_handler,

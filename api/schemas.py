@@ -9,7 +9,7 @@ from imagegen.config import family_table
 from streams import messages as m
 
 # Names that are path segments of the API itself: /api/images/{variation}/{name} must stay unambiguous.
-RESERVED_NAMES = {"variations", "commands", "health", "models", "openapi", "metrics", "webhooks", "sets"}
+RESERVED_NAMES = {"variations", "commands", "health", "models", "families", "openapi", "metrics", "webhooks", "sets"}
 MAX_VARIANTS = 16
 MAX_NAME = 120  # NAME_PATTERN's length
 

@@ -59,11 +59,27 @@ def cmd_topics(args: argparse.Namespace) -> None:
 def cmd_api(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from api.access import AccessConfigError
     from api.app import create_app
 
     s = settings()
-    uvicorn.run(create_app(s), host=s.api_host, port=s.api_port, access_log=False,
+    try:
+        app = create_app(s)
+    except AccessConfigError as exc:  # a bad key entry or rate stops the api at start, named
+        sys.exit(f"imagegen: {exc}")
+    uvicorn.run(app, host=s.api_host, port=s.api_port, access_log=False,
                 log_config=logs.config(s.log_format, s.log_level, "api"))  # fmt: skip
+
+
+def cmd_keys_new(args: argparse.Namespace) -> None:
+    from api.access import AccessConfigError, new_key
+
+    try:
+        key, entry = new_key(args.name, args.scope)
+    except AccessConfigError as exc:
+        sys.exit(f"imagegen: {exc}")
+    print(f"key (shown this once; give it to the client, it is stored nowhere):\n  {key}")
+    print(f"entry for API_KEYS (comma separated) or a line of API_KEYS_FILE (the key's SHA-256):\n  {entry}")
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
@@ -250,6 +266,13 @@ def main(argv: list[str] | None = None) -> None:
     gen.add_argument("--follow", action="store_true", help="show each family's steps as it is drawn")
     gen.add_argument("--api", default=f"http://127.0.0.1:{settings().api_port}")
     gen.set_defaults(func=cmd_generate)
+    keys = sub.add_parser("keys", help="make API keys")
+    keys_sub = keys.add_subparsers(dest="action", required=True)
+    new = keys_sub.add_parser("new", help="print a new random key once, and the entry (its hash) to configure it")
+    new.add_argument("name", help="who holds it, logged with its requests (letters, digits, ._-)")
+    scopes = "read: GET; submit: also create, regenerate, retry, cancel; admin: also webhooks"
+    new.add_argument("--scope", choices=("read", "submit", "admin"), default="read", help=scopes)
+    new.set_defaults(func=cmd_keys_new)
     queue.add_commands(sub)
     args = parser.parse_args(argv)
     s = settings()

@@ -61,6 +61,15 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8015
+    # Access (api/access.py). Keys as `name:scope:sha256hex` entries (scope read, submit or admin; made
+    # by `imagegen keys new`), comma separated here or one a line in API_KEYS_FILE; none: all open.
+    api_keys: str = ""
+    api_keys_file: Path | None = None
+    image_access: Literal["public", "read"] = "public"  # image files: open to all (pages embed them), or a read key
+    # Per key, per api process ("60/minute", "10/second"; empty: no limit); submit and admin calls share one.
+    rate_limit_submit: str = "60/minute"
+    rate_limit_read: str = "600/minute"
+    max_body_bytes: int = Field(default=64 * 1024, ge=1)
 
     # Inference. Built-in tiny weights are cached here (built offline on first use).
     model_cache_dir: Path = Path(".cache/imagegen/models")

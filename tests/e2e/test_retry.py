@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 
 import httpx
 
@@ -27,17 +28,19 @@ def jobs_started(records) -> list[str]:
     return [e["job_id"] for e in map(json.loads, (r.value for r in records)) if e["type"] == "FamilyStarted"]
 
 
-async def test_retrying_a_failed_family_redraws_only_it(api: httpx.Client, services, stack) -> None:
-    vid = m.variation_id(NAME)
+async def left_partial(api: httpx.Client, services, stack, name: str, prompt: str) -> uuid.UUID:
+    """A variation of `square` and `portrait` left partial: the square completes while the portrait's queue
+    is paused, then the portrait's drawing fails as a crashed one is reported (once the variation is in the
+    log, so the aggregate has it). Returns its id once the paused job, drawn after all, has started: its
+    outcome is not the first, so the family stays failed."""
+    vid = m.variation_id(name)
     portrait_job = m.derive_id(vid, 1, "portrait", 1)
     queue(services, "pause", "portrait")
     try:
         services.wait_for_log("worker", f"{topics.family('portrait')}: held: paused", 30)
-        generation = {"prompt": "a harbour at dawn", "seed": 9, "model": "tiny", "inferenceSteps": 2}
-        body = {"name": NAME, "families": ["square", "portrait"], "generation": generation}
+        generation = {"prompt": prompt, "seed": 9, "model": "tiny", "inferenceSteps": 2}
+        body = {"name": name, "families": ["square", "portrait"], "generation": generation}
         assert api.post("/api/images/variations", json=body).status_code == 202
-        # the square completes while the portrait waits; then the portrait's drawing fails, as a crashed
-        # one would be reported (after the variation is in the log, so the aggregate has it)
         wait_for(api, str(vid), lambda v: any(f["status"] == "completed" for f in v["families"]))
         failure = m.FamilyFailed(event_id=m.derive_id(portrait_job, "failed"), variation_id=vid,
                                  occurred_at=m.utcnow(), job_id=portrait_job, family="portrait", round=1, attempt=1,
@@ -48,10 +51,14 @@ async def test_retrying_a_failed_family_redraws_only_it(api: httpx.Client, servi
         assert partial["status"] == "partial", partial
     finally:
         queue(services, "resume", "portrait")
-    # the paused job is drawn now, but its outcome is not the first: the family stays failed
+    await read_until(stack.bootstrap_servers, topics.EVENTS, lambda rs: str(portrait_job) in jobs_started(rs),
+                     lambda r: r.key == str(vid).encode())  # fmt: skip
+    return vid
+
+
+async def test_retrying_a_failed_family_redraws_only_it(api: httpx.Client, services, stack) -> None:
+    vid = await left_partial(api, services, stack, NAME, "a harbour at dawn")
     key = str(vid).encode()
-    await read_until(stack.bootstrap_servers, topics.EVENTS,
-                     lambda rs: str(portrait_job) in jobs_started(rs), lambda r: r.key == key)  # fmt: skip
     assert api.post(f"/api/images/variations/{vid}/families/square/retry").status_code == 409
     r = api.post(f"/api/images/variations/{vid}/families/hero/retry")
     assert r.status_code == 404 and r.json()["errors"][0]["field"] == "family"

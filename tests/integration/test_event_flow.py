@@ -7,6 +7,7 @@ import json
 import uuid
 
 import httpx
+import pytest
 
 from streams import messages as m
 from streams import topics
@@ -94,15 +95,18 @@ async def test_a_taken_name_is_rejected_in_the_log(services, stack):
     assert types(events).count("VariationRequested") == 1
 
 
-async def test_an_undecodable_command_goes_to_the_dead_letter_topic_and_the_agent_goes_on(services, stack):
-    key = b"garbage-key"
-    await produce(stack.bootstrap_servers, topics.COMMANDS, key, b"\x00not json")
+@pytest.mark.parametrize(
+    "topic", [topics.COMMANDS, topics.EVENTS, topics.family("square"), topics.family("square", priority=True)]
+)
+async def test_an_undecodable_message_goes_to_the_dead_letter_topic_and_its_consumer_goes_on(services, stack, topic):
+    key = f"garbage-{topic}".encode()
+    await produce(stack.bootstrap_servers, topic, key, b"\x00not json")
     dead = await read_until(stack.bootstrap_servers, topics.DEAD_LETTER, bool, lambda r: r.key == key)
     headers = dict(dead[0].headers)
-    assert headers["topic"] == topics.COMMANDS.encode() and b"not JSON" in headers["reason"]
+    assert headers["topic"] == topic.encode() and b"not JSON" in headers["reason"]
     assert dead[0].value == b"\x00not json"
-    # the agent is still alive: the next command is handled
-    after = create("after-garbage", families=("square",))
+    # the agents are still alive: the next command is handled and its square drawn
+    after = create(f"after-garbage-{topic.replace('.', '-')}", families=("square",))
     await produce(stack.bootstrap_servers, topics.COMMANDS, after.key, m.encode(after))
     events = await read_until(stack.bootstrap_servers, topics.EVENTS, concluded, of(after.variation_id))
     assert types(events)[-1] == "VariationCompleted"
@@ -112,9 +116,9 @@ async def test_a_job_delivered_twice_changes_nothing_downstream(services, stack)
     command = create("twice-drawn", families=("facebook-og",))
     await produce(stack.bootstrap_servers, topics.COMMANDS, command.key, m.encode(command))
     first = await read_until(stack.bootstrap_servers, topics.EVENTS, concluded, of(command.variation_id))
-    job = job_for(command, 1)
-    # the job is redelivered after it was done (a rebalance, a worker restart)
-    await produce(stack.bootstrap_servers, topics.family("facebook-og"), job.key, m.encode(job))
+    # the job, as the aggregate sent it, is redelivered after it was done (a rebalance, a worker restart)
+    (job,) = await read_until(stack.bootstrap_servers, topics.family("facebook-og"), bool, of(command.variation_id))
+    await produce(stack.bootstrap_servers, topics.family("facebook-og"), job.key, job.value)
     events = await read_until(
         stack.bootstrap_servers,
         topics.EVENTS,
