@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from api import access, live, openapi
+from api import access, gallery, live, openapi
 from api.families import list_families
 from api.images import image_response
 from api.live import LiveFeed
@@ -455,6 +455,7 @@ routes = [
             Route("/{variation}/{name}", serve_image, methods=["GET", "HEAD"]),
         ],
     ),
+    *gallery.routes,  # the page at /gallery/, and / redirects there
 ]
 
 

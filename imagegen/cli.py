@@ -205,6 +205,7 @@ def cmd_dev(args: argparse.Namespace) -> None:
     try:
         services.start()
         print(f"imagegen is up: {services.api_url}/api/images/variations")
+        print(f"  gallery {services.api_url}/gallery/")
         print(f"  broker {stack.bootstrap_servers}, database {stack.database_url}")
         print(f"  images under {stack.storage_path}, logs under {root / 'logs'}")
         if args.sample:

@@ -92,6 +92,7 @@ def test_every_route_needs_a_scope_and_none_that_changes_anything_is_left_to_the
     assert not [(m, p) for m, p, _, listed in table if m != "GET" and not listed]
     need = {(m, p): n for m, p, n, _ in table}
     assert need["GET", "/health"] == "open" and need["GET", "/{variation}/{name}"] == "images"
+    assert need["GET", "/gallery"] == need["GET", "/"] == "open"  # the page; its calls need a key
     assert need["GET", "/variations"] == need["GET", "/variations/{id}/live"] == need["GET", "/metrics"] == "read"
     assert need["POST", "/variations"] == need["POST", "/sets/{name}/regenerate"] == "submit"
     assert need["POST", "/webhooks"] == need["DELETE", "/webhooks/{id}"] == "admin"
