@@ -139,6 +139,11 @@ def presented(headers: Headers) -> str | None:
     return headers.get("x-api-key", "").strip() or None
 
 
+def scope_of(route_name: str, method: str) -> str:
+    """What the route of that name needs (or OPEN, IMAGES); unlisted: `read` to look, `admin` to change."""
+    return ROUTES.get(route_name, "read" if method in ("GET", "HEAD") else "admin")
+
+
 def needed(routes: Iterable[BaseRoute], scope: Scope) -> str:
     """The scope a request needs (or OPEN, IMAGES), found by the router's own matching."""
     for route in routes:
@@ -146,8 +151,7 @@ def needed(routes: Iterable[BaseRoute], scope: Scope) -> str:
         if match is Match.FULL:
             if isinstance(route, Mount) and route.routes:
                 return needed(route.routes, {**scope, **child})
-            default = "read" if scope["method"] in ("GET", "HEAD") else "admin"
-            return ROUTES.get(getattr(route, "name", ""), default)
+            return scope_of(getattr(route, "name", ""), scope["method"])
     return "read"
 
 

@@ -270,7 +270,7 @@ def _operation(op: Operation, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]
             return {"anyOf": [refs[(model, "serialization")] for model in body]}
         return refs[(body, "serialization")]
 
-    needs = access.ROUTES.get(op.id, "read" if op.method in ("GET", "HEAD") else "admin")
+    needs = access.scope_of(op.id, op.method)
     guarded = needs != access.OPEN
     answers: dict[str, Any] = {}
     limits = (ACCESS | ({413: TOO_LARGE} if op.body else {})) if guarded else {}

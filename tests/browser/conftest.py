@@ -9,11 +9,11 @@ import shutil
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from imagegen.services import Services
 from tests.conftest import ARTIFACTS
+from tests.e2e.conftest import api  # noqa: F401 -- the e2e stories' client, on the same stack
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = ARTIFACTS / "screenshots"
@@ -37,13 +37,6 @@ def browser(chromium: str) -> Iterator[Any]:
         launched = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         yield launched
         launched.close()
-
-
-@pytest.fixture(scope="module")
-def api(browser: Any, services: Services) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=services.api_url, timeout=30) as client:
-        client.services = services  # type: ignore[attr-defined]  # wait_for checks the services are alive
-        yield client
 
 
 @pytest.fixture
