@@ -35,7 +35,7 @@ from imagegen.config import settings as default_settings
 from imagegen.storage import StorageUnavailable, open_storage
 from inference import models
 from projections import views
-from streams import contract, topics
+from streams import clients, contract, topics
 from streams import messages as m
 from webhooks.routes import routes as webhook_routes
 
@@ -96,12 +96,19 @@ def _text(value: str, field: str) -> str:
     return value
 
 
+CONFIRM_S = 10.0  # how long a POST waits for the command log to confirm its command
+
+
 async def _send(request: Request, command: m.Command) -> None:
     producer: AIOKafkaProducer = request.app.state.producer
     try:
-        await producer.send_and_wait(topics.COMMANDS, key=command.key, value=m.encode(command))
-    except KafkaError as exc:
-        log.warning("command not sent: %s", exc)
+        # An idempotent producer retries a batch until the broker takes it, and never twice: the answer
+        # waits for it this long, and the send goes on after a 503.
+        async with asyncio.timeout(CONFIRM_S):
+            delivered = await producer.send(topics.COMMANDS, key=command.key, value=m.encode(command))
+            await asyncio.shield(delivered)
+    except (KafkaError, TimeoutError) as exc:
+        log.warning("command not confirmed: %r", exc)
         # The broker did not confirm in time; the command may still land. Retrying is safe: a create's id is
         # derived from its content and a regenerate's from the round it follows, so a repeat is dropped.
         raise Problem(
@@ -473,12 +480,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         except BaseException:
             await app.state.storage.close()
             raise
-        app.state.producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            enable_idempotence=not settings.kafka_test_broker,
-            acks="all",
-            request_timeout_ms=10_000,
-        )
+        app.state.producer = clients.producer(settings.kafka_bootstrap_servers, request_timeout_ms=10_000)
         app.state.live = LiveFeed(settings.kafka_bootstrap_servers)
         try:
             await app.state.producer.start()

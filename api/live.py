@@ -16,7 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from streams import topics
+from streams import clients, topics
 
 log = logging.getLogger(__name__)
 FOLLOWED = (topics.EVENTS, topics.PROGRESS)
@@ -62,9 +62,7 @@ class LiveFeed:
                 await asyncio.sleep(1)
 
     async def _follow(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=100
-        )
+        consumer = clients.reader(self.bootstrap_servers)
         await consumer.start()
         try:
             partitions = await _partitions(consumer)
@@ -94,12 +92,7 @@ class LiveFeed:
 
 
 async def _partitions(consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-    while True:
-        await consumer.topics()
-        found = {t: consumer.partitions_for_topic(t) for t in FOLLOWED}
-        if all(found.values()):
-            return [TopicPartition(t, p) for t, ps in found.items() for p in sorted(ps or ())]
-        await asyncio.sleep(0.5)  # the topics are not made yet
+    return await clients.partitions(consumer, *FOLLOWED, timeout=float("inf"))  # the topics may not be made yet
 
 
 async def stream(feed: LiveFeed, variation_id: uuid.UUID, snapshot: Any) -> AsyncIterator[dict[str, str]]:

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from aiokafka import AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -35,6 +34,7 @@ from imagegen.devstack import DevStack
 from projections import migrations
 from projections.pool import ProjectorPool, default_processes
 from projections.projector import Projector
+from streams import clients
 from streams import messages as m
 
 FAMILIES = {
@@ -121,8 +121,7 @@ def _image(variation: str, name: str, side: int, crop: bool = False) -> m.Stored
 
 
 async def produce(servers: str, topic: str, events: list[m.Event]) -> None:
-    # one record per batch: the test broker miscounts offsets after multi-record batches
-    producer = AIOKafkaProducer(bootstrap_servers=servers, linger_ms=20, enable_idempotence=False)
+    producer = clients.producer(servers, linger_ms=20)
     await producer.start()
     try:
         sent = [await producer.send(topic, key=e.key, value=m.encode(e)) for e in events]

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import signal
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
+import psycopg
+import psycopg.conninfo
+from aiokafka.errors import KafkaConnectionError
 
-from imagegen import logs, queue
+from imagegen import endpoints, logs, queue
 from imagegen.config import family_table, settings
 from streams.families import FamilyTableError
 
@@ -190,24 +196,34 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 
 def cmd_dev(args: argparse.Namespace) -> None:
+    import threading
+
+    from imagegen import endpoints
     from imagegen.devstack import DevStack
-    from imagegen.services import Services
+    from imagegen.services import ServiceError, Services
+    from projections.rebuild import past_the_log, rebuild
 
     root = Path(args.data).resolve()
     # SIGTERM, like Ctrl-C, unwinds through `finally`: the services and the stack are stopped by pid.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    # The stack lives in a fresh temporary folder: the test broker keeps its log in memory only, so a
-    # read model or images kept from an earlier run would point into a log that no longer exists.
-    stack = DevStack(partitions=settings().topic_partitions).start()
-    env = stack.env()
-    env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{args.port}"
+    # The broker's log, the database and the images live under root and outlive this run.
+    stack = DevStack(root, partitions=settings().topic_partitions, fresh=args.fresh).start()
+    env = {**stack.env(), "PUBLIC_BASE_URL": f"http://127.0.0.1:{args.port}", "API_PORT": str(args.port)}
     services = Services(env, root / "logs", api_port=args.port)
+    stopping = threading.Event()
     try:
+        services.make_topics()
+        ahead = asyncio.run(past_the_log(stack.bootstrap_servers, stack.database_url))
+        if ahead:  # its log was lost: serving that read model would show what the log no longer holds
+            print(f"the read model is past the log ({ahead}: position, end): rebuilding it from the log")
+            asyncio.run(rebuild(stack.bootstrap_servers, stack.database_url))
         services.start()
+        endpoints.write(root, env)
         print(f"imagegen is up: {services.api_url}/api/images/variations")
         print(f"  gallery {services.api_url}/gallery/")
-        print(f"  broker {stack.bootstrap_servers}, database {stack.database_url}")
+        print(f"  broker {stack.bootstrap_servers} (Apache Kafka), database {stack.database_url}")
         print(f"  images under {stack.storage_path}, logs under {root / 'logs'}")
+        print(f"  endpoints in {root / endpoints.FILE} (other imagegen commands read them)")
         if args.sample:
             began = time.monotonic()
             variation = submit(services.api_url, SAMPLE)
@@ -217,17 +233,29 @@ def cmd_dev(args: argparse.Namespace) -> None:
         if args.exit:
             return
         print("\nserving until interrupted (Ctrl-C)")
-        while True:
-            signal.pause()
+        services.supervise(stopping)
+    except ServiceError as exc:
+        print(f"imagegen: {exc}; stopping the stack", file=sys.stderr)
+        raise SystemExit(1) from None
     except KeyboardInterrupt:
         print("\nstopping")
     finally:
+        stopping.set()
+        endpoints.remove(root)
         services.stop()
         stack.stop()
 
 
+SERVICES = ("api", "worker", "projector", "webhooks", "dev")
+
+
 def main(argv: list[str] | None = None) -> None:
+    # The dev stack's endpoints, where no variable names others (imagegen/endpoints.py).
+    words = [w for w in (sys.argv[1:] if argv is None else argv) if not w.startswith("-")]
+    if words[:1] != ["dev"] and endpoints.apply():
+        settings.cache_clear()
     parser = argparse.ArgumentParser(prog="imagegen", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the libraries do (INFO)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("api", help="serve the HTTP API").set_defaults(func=cmd_api)
     sub.add_parser("worker", help="run the variations agent and family agents").set_defaults(func=cmd_worker)
@@ -247,8 +275,11 @@ def main(argv: list[str] | None = None) -> None:
     asyncapi = sub.add_parser("asyncapi", help="print the AsyncAPI 3 document of every topic")
     asyncapi.add_argument("--write", action="store_true", help="refresh docs/asyncapi.json (default family table)")
     asyncapi.set_defaults(func=cmd_asyncapi)
-    dev = sub.add_parser("dev", help="run the whole stack on this machine (test broker, private Postgres)")
-    dev.add_argument("--data", default="data", help="folder for the services' logs")
+    dev = sub.add_parser("dev", help="run the whole stack on this machine (Apache Kafka, private Postgres)")
+    dev.add_argument(
+        "--data", default=str(endpoints.data_folder()), help="folder of the log, database, images and logs"
+    )
+    dev.add_argument("--fresh", action="store_true", help="forget what earlier runs kept there: start clean")
     dev.add_argument("--port", type=int, default=settings().api_port)
     dev.add_argument("--sample", action="store_true", help="submit a sample variation and print its URLs")
     dev.add_argument("--exit", action="store_true", help="stop once the sample is done")
@@ -277,13 +308,32 @@ def main(argv: list[str] | None = None) -> None:
     queue.add_commands(sub)
     args = parser.parse_args(argv)
     s = settings()
-    logs.setup(s.log_format, s.log_level, args.command)
+    # A service logs what it does; a command run by hand says only its answer and its warnings.
+    quiet = args.command not in SERVICES and not args.verbose and "LOG_LEVEL" not in os.environ
+    logs.setup(s.log_format, "WARNING" if quiet else s.log_level, args.command)
+    if quiet:  # an unreachable broker is said once, below, not by aiokafka on every try
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     if args.command != "generate":
         try:  # a bad operator table stops a service at start, with the entry named, not at the first job
             family_table()
         except FamilyTableError as exc:
             sys.exit(f"imagegen: the family table is invalid: {exc}")
-    args.func(args)
+    try:
+        args.func(args)
+    except KafkaConnectionError:
+        unreachable(f"no Kafka broker answers at {s.kafka_bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS)")
+    except psycopg.OperationalError as exc:
+        where = psycopg.conninfo.conninfo_to_dict(s.database_url)
+        address = f"{where.get('host', 'localhost')}:{where.get('port', 5432)}"
+        reason = str(exc).strip().splitlines()[0].rsplit(": ", 1)[-1] if str(exc).strip() else type(exc).__name__
+        unreachable(f"the database at {address} does not answer (DATABASE_URL): {reason}")
+    except httpx.ConnectError:
+        unreachable(f"the api at {getattr(args, 'api', s.public_base_url)} does not answer (--api)")
+
+
+def unreachable(message: str) -> NoReturn:
+    print(f"imagegen: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 if __name__ == "__main__":

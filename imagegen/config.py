@@ -20,10 +20,8 @@ from streams.peak import PeakHours
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
-    # Kafka. The test broker (Tansu) has no idempotent producer and miscounts offsets after
-    # multi-record batches: `kafka_test_broker` turns off idempotence and batches one record.
+    # Kafka. A consumer unheard of for the session timeout is taken for dead and its partitions move on.
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
-    kafka_test_broker: bool = False
     kafka_session_timeout_s: float = 10.0
     kafka_heartbeat_interval_s: float = 1.0
     topic_partitions: int = Field(default=4, ge=1, le=1024)

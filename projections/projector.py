@@ -14,8 +14,8 @@ import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from projections import migrations, readmodel
+from streams import clients, topics
 from streams import messages as m
-from streams import topics
 
 log = logging.getLogger(__name__)
 BATCH = 5000  # records of one partition applied in one transaction, at most
@@ -52,14 +52,8 @@ class Projector:
         self.ready = asyncio.Event()  # set once migrations are applied
 
     async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        for _ in range(600):
-            parts = consumer.partitions_for_topic(self.topic)
-            if parts:
-                mine = [p for p in sorted(parts) if self.share is None or p % self.share[1] == self.share[0]]
-                return [TopicPartition(self.topic, p) for p in mine]
-            await consumer.topics()  # refreshes metadata: the topic may not exist yet
-            await asyncio.sleep(0.1)
-        raise RuntimeError(f"topic {self.topic} does not exist")
+        parts = await clients.partitions(consumer, self.topic)  # the topic may not exist yet
+        return [tp for tp in parts if self.share is None or tp.partition % self.share[1] == self.share[0]]
 
     async def _positions(self, conn: psycopg.AsyncConnection) -> dict[int, int]:
         cur = await conn.execute(
@@ -132,14 +126,8 @@ class Projector:
                 log.info("the read model's database answers again")
             self.ready.set()
             resources.enter_context(_few_collections())
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap_servers,
-                group_id=None,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                fetch_max_wait_ms=50,
-            )
-            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers)
+            consumer = clients.reader(self.bootstrap_servers, auto_offset_reset="earliest")
+            producer = clients.producer(self.bootstrap_servers)
             await consumer.start()
             resources.push_async_callback(consumer.stop)
             await producer.start()

@@ -20,7 +20,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from projections.pool import ProjectorPool, default_processes
-from streams import topics
+from streams import clients, topics
 
 log = logging.getLogger(__name__)
 
@@ -160,3 +160,29 @@ async def _swap(conn: psycopg.AsyncConnection, topic: str, replay: asyncio.Task[
             return old
         except psycopg.errors.LockNotAvailable:
             log.info("the live tables are busy; trying the swap again")
+
+
+async def past_the_log(
+    bootstrap_servers: str, database_url: str, topic: str = topics.EVENTS
+) -> dict[int, tuple[int, int]]:
+    """Partitions whose recorded position lies past the end of the log, as partition -> (position, end):
+    the read model describes events the log no longer has (the broker's log was lost or replaced), so
+    it must be rebuilt from the log rather than served."""
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        cur = await conn.execute("select to_regclass('projection_positions') is not null")
+        if not (await cur.fetchone() or (False,))[0]:
+            return {}
+        positions = await _positions(conn, "public", topic)
+    if not positions:
+        return {}
+    consumer = clients.reader(bootstrap_servers)
+    await consumer.start()
+    try:
+        try:
+            ends = await consumer.end_offsets(await clients.partitions(consumer, topic, timeout=5.0))
+        except clients.TopicMissing:
+            ends = {}
+    finally:
+        await consumer.stop()
+    end = {tp.partition: offset for tp, offset in ends.items()}
+    return {p: (at, end.get(p, 0)) for p, at in positions.items() if at > end.get(p, 0)}

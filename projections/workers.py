@@ -8,10 +8,9 @@ import contextlib
 import logging
 
 import psycopg
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams import clients, topics
 from streams import messages as m
-from streams import topics
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +41,10 @@ async def track(bootstrap_servers: str, database_url: str, stop: asyncio.Event) 
     """Record every heartbeat until `stop`. Beats read while the database does not answer are recorded
     once it does (the newest per worker wins)."""
     conn: psycopg.AsyncConnection | None = None
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=100
-    )
+    consumer = clients.reader(bootstrap_servers)
     await consumer.start()
     try:
-        while not consumer.partitions_for_topic(topics.WORKERS):
-            await consumer.topics()
-            await asyncio.sleep(0.1)
-        partitions = [TopicPartition(topics.WORKERS, p) for p in consumer.partitions_for_topic(topics.WORKERS)]
+        partitions = await clients.partitions(consumer, topics.WORKERS, timeout=float("inf"))
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)  # only the newest beat per worker is kept
         while not stop.is_set():

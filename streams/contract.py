@@ -48,6 +48,38 @@ DOMAIN_EVENTS = (
 )
 
 
+# What a producer in any language needs to post a command, beside each command's schema and example.
+IDENTITY = {
+    "namespace": str(m.NAMESPACE),
+    "variationId": "uuid5(namespace, name): RFC 4122 name-based (SHA-1) over the variation's name as UTF-8. "
+    "The same name is always the same variation; a CreateVariation whose variation_id is not this is "
+    "dead-lettered.",
+    "commandId": "a UUID the producer makes for each command and sends again, unchanged, when it retries "
+    "that command (a uuid4 kept with the request, or a uuid5 of the namespace and whatever identifies the "
+    "command for the producer): events are identified from it, so a command delivered twice is applied once.",
+    "key": "the variation id as its 36-character lowercase text, UTF-8: every message of a variation lands on "
+    "one partition, in order.",
+    "value": "the message as one JSON object, UTF-8, with its `type` and `version`; fields in snake_case.",
+}
+
+
+def _examples() -> dict[str, m.Command]:
+    """One example of each command, made from the models (so each decodes as it is shown)."""
+    name = "spring-sale"
+    vid = m.variation_id(name)
+    command = m.derive_id("example", name)  # a fixed id, so the document does not change from run to run
+    generation = m.Generation(prompt="fresh flowers on a market stall", negative_prompt="text", seed=7,
+                              model="tiny", steps=4, guidance=5.0)  # fmt: skip
+    return {
+        "CreateVariation": m.CreateVariation(command_id=command, variation_id=vid, name=name, category="retail",
+                                             families=("square", "landscape"), generation=generation),
+        "RegenerateVariation": m.RegenerateVariation(command_id=command, variation_id=vid),
+        "RetryFamily": m.RetryFamily(command_id=command, variation_id=vid, family="square"),
+        "CancelVariation": m.CancelVariation(command_id=command, variation_id=vid),
+        "AbandonFamily": m.AbandonFamily(command_id=command, variation_id=vid, family="square"),
+    }  # fmt: skip
+
+
 def _type(model: type[BaseModel]) -> str:
     return str(model.model_fields["type"].default)
 
@@ -94,6 +126,10 @@ def document(table: FamilyTable) -> dict[str, Any]:
     for message in messages.values():
         if not message["summary"]:
             del message["summary"]
+    for kind, example in _examples().items():
+        payload = json.loads(m.encode(example))
+        summary = f"key: {example.key.decode()}"
+        messages[kind]["examples"] = [{"name": f"{kind}-example", "summary": summary, "payload": payload}]
     channels = {
         "commands": _channel(topics.COMMANDS, "Commands any producer may post (imperative).", COMMANDS),
         "events": _channel(
@@ -153,7 +189,10 @@ def document(table: FamilyTable) -> dict[str, Any]:
             "title": "imagegen",
             "version": metadata.version("imagegen"),
             "description": "Marketing images from Stable Diffusion XL, event-sourced on Kafka. Every message is "
-            "JSON with a `type` (its wire name, fixed forever) and a `version`, keyed by the variation id.",
+            "JSON with a `type` (its wire name, fixed forever) and a `version`, keyed by the variation id. "
+            "Any Kafka client may post commands: `x-identity` says how to make their ids and key, and each "
+            "command has an example.",
+            "x-identity": IDENTITY,
         },
         "defaultContentType": "application/json",
         "servers": {"kafka": {"host": "localhost:9092", "protocol": "kafka", "description": "KAFKA_BOOTSTRAP_SERVERS"}},

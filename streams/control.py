@@ -15,8 +15,8 @@ from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams import clients, topics
 from streams import messages as m
-from streams import topics
 from streams.peak import PeakHours
 
 log = logging.getLogger(__name__)
@@ -60,15 +60,11 @@ class QueueControls:
 
     async def follow(self, bootstrap_servers: str) -> None:
         """Read the control topic from its start, then follow it."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=100
-        )
+        consumer = clients.reader(bootstrap_servers)
         await consumer.start()
         try:
             tp = TopicPartition(topics.CONTROL, 0)
-            while not consumer.partitions_for_topic(topics.CONTROL):
-                await consumer.topics()  # the topic may not exist yet
-                await asyncio.sleep(0.2)
+            await clients.partitions(consumer, topics.CONTROL, timeout=float("inf"))  # it may not exist yet
             consumer.assign([tp])
             await consumer.seek_to_beginning(tp)
             end = (await consumer.end_offsets([tp]))[tp]
@@ -90,9 +86,15 @@ async def paused_now(bootstrap_servers: str) -> dict[str, bool]:
     """The pauses in force (family or ALL_FAMILIES -> paused), read from the control topic once."""
     controls = QueueControls(PeakHours())
     following = asyncio.create_task(controls.follow(bootstrap_servers))
+    ready = asyncio.create_task(controls.ready.wait())
     try:
-        await asyncio.wait_for(controls.ready.wait(), 30)
+        await asyncio.wait({following, ready}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        if following.done():
+            following.result()  # it failed: say why (an unreachable broker)
+        if not ready.done():
+            raise TimeoutError("the control topic was not read within 30 s")
     finally:
+        ready.cancel()
         following.cancel()
         await asyncio.gather(following, return_exceptions=True)
     return {family: True for family, paused in controls.paused.items() if paused}
@@ -105,12 +107,12 @@ async def waiting_jobs(bootstrap_servers: str, families: Iterable[str]) -> dict[
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers, group_id=WORKERS_GROUP, enable_auto_commit=False, request_timeout_ms=3000
     )
-    await consumer.start()
     try:
-        await consumer.topics()  # loads every topic's partitions
-        partitions = [
-            TopicPartition(topic, p) for topic in names for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        await consumer.start()
+        try:
+            partitions = await clients.partitions(consumer, *names, timeout=3.0)
+        except clients.TopicMissing:  # topics not made yet wait no job
+            partitions = [TopicPartition(t, p) for t in names for p in sorted(consumer.partitions_for_topic(t) or ())]
         ends = await consumer.end_offsets(partitions) if partitions else {}
         committed = {tp: await consumer.committed(tp) for tp in partitions}
     finally:

@@ -52,12 +52,16 @@ async def create_all(
             existing = set(await admin.list_topics())
             missing = [t for t in all_topics(table) if t not in existing]
             if missing:
+                # With three replicas or more, a write counts once two have it: one broker may be lost.
+                durable = {"min.insync.replicas": "2"} if replication >= 3 else {}
                 with contextlib.suppress(TopicAlreadyExistsError):  # another process was first
                     await admin.create_topics(
                         [
-                            NewTopic(t, num_partitions=partitions, replication_factor=replication)
+                            NewTopic(
+                                t, num_partitions=partitions, replication_factor=replication, topic_configs=durable
+                            )
                             if t != CONTROL
-                            else NewTopic(t, 1, replication, topic_configs={"cleanup.policy": "compact"})
+                            else NewTopic(t, 1, replication, topic_configs={"cleanup.policy": "compact", **durable})
                             for t in missing
                         ]
                     )

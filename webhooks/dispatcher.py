@@ -15,14 +15,14 @@ import time
 from datetime import UTC, datetime
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from psycopg_pool import AsyncConnectionPool
 
 from imagegen.config import Settings
 from projections import migrations
+from streams import clients, topics
 from streams import messages as m
-from streams import topics
 from webhooks import signing, store
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class Dispatcher:
             heartbeat_interval_ms=int(s.kafka_heartbeat_interval_s * 1000),
             fetch_max_wait_ms=50,
         )
-        producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap_servers)
+        producer = clients.producer(s.kafka_bootstrap_servers)
         await consumer.start()
         try:
             await producer.start()

@@ -313,7 +313,8 @@ def test_regenerate_retry_and_cancel_show_live_on_the_page(page: Any, api: httpx
     expect(status).to_have_text("cancelled", timeout=DRAWN)
     hero = page.locator('section[data-family="hero"]')
     expect(hero.get_by_test_id("family-status")).to_have_text("cancelled")
-    expect(hero).to_contain_text("stopped at step")
+    # "cancelled while drawing" until the worker says at which step it let go (FamilyCancelled)
+    expect(hero).to_contain_text("stopped at step", timeout=DRAWN)
     stopped = hero.locator(".error").inner_text()
     assert len(page.loads) == 1, page.loads
     print(

@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from streams import clients
+
+
+async def create_topic(servers: str, topic: str, partitions: int = 1) -> None:
+    """Make `topic` unless it exists (the brokers make none on first use, as in production)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers)
+    await admin.start()
+    try:
+        if topic not in await admin.list_topics():
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics([NewTopic(topic, partitions, 1)])
+    finally:
+        await admin.close()
 
 
 async def produce(servers: str, topic: str, key: bytes | None, *values: bytes, together: bool = False) -> None:
-    """Send `values` one by one, or `together` in one produce request (so a consumer fetches them at once)."""
-    producer = AIOKafkaProducer(bootstrap_servers=servers, linger_ms=100 if together else 0)
+    """Send `values` one by one, or `together` in one produce request (so a consumer fetches them at once),
+    making the topic first when it does not exist."""
+    await create_topic(servers, topic)
+    producer = clients.producer(servers, linger_ms=100 if together else 0)
     await producer.start()
     try:
         if together:
@@ -33,14 +52,10 @@ async def read_until(
     timeout: float = 120.0,
 ) -> list[ConsumerRecord]:
     """Every record of `topic` from the beginning that `keep` accepts, once `done` says so."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=servers, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=50
-    )
+    consumer = clients.reader(servers)
     await consumer.start()
     try:
-        while not consumer.partitions_for_topic(topic):
-            await consumer.topics()
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        parts = await clients.partitions(consumer, topic)
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         seen: list[ConsumerRecord] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -11,7 +12,9 @@ import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from imagegen.devstack import DevStack, kafka_metadata, pid_alive
+from imagegen.broker import metadata
+from imagegen.devstack import DevStack, pid_alive
+from streams import clients
 
 TOPIC = "devstack.check"
 
@@ -29,7 +32,7 @@ async def _roundtrip(bootstrap: str) -> tuple[set[int], tuple[bytes | None, byte
         sent = await producer.send_and_wait(TOPIC, b"hello", key=b"variation-1")
     finally:
         await producer.stop()
-    # No group: every partition is assigned at once, with no (slow, on Tansu) group join.
+    # No group: every partition is assigned at once.
     consumer = AIOKafkaConsumer(TOPIC, bootstrap_servers=bootstrap, auto_offset_reset="earliest", fetch_max_wait_ms=50)
     await consumer.start()
     try:
@@ -95,7 +98,7 @@ def test_two_stacks_at_once_use_their_own_ports(tmp_path: Path) -> None:
         ports += [s.postgres.port for s in (a, b)]
         assert len(set(ports)) == 4
         for stack, port in zip((a, b), ports, strict=False):
-            assert kafka_metadata(port) == ("127.0.0.1", port)  # each advertises its own listener
+            assert metadata(port) == [(1, "127.0.0.1", port)]  # each advertises its own listener
             with psycopg.connect(stack.database_url) as conn:
                 assert conn.execute("select 1").fetchone() == (1,)
         assert b.storage_path == tmp_path / "dev" / "images" and b.storage_path.is_dir()
@@ -103,5 +106,49 @@ def test_two_stacks_at_once_use_their_own_ports(tmp_path: Path) -> None:
         pg_folder = b.postgres.folder
     _assert_gone(*pids)
     assert (tmp_path / "dev").is_dir()  # a given root is kept
-    if os.geteuid() == 0 and not pg_folder.is_relative_to(tmp_path):
-        assert not pg_folder.exists()  # the stand-in folder under /tmp is removed
+    shutil.rmtree(pg_folder, ignore_errors=True)  # as root, a stand-in under /var/tmp, kept for the next start
+
+
+async def _read_all(bootstrap: str) -> list[bytes | None]:
+    consumer = clients.reader(bootstrap, TOPIC, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        batches = await consumer.getmany(timeout_ms=5000)
+        return [r.value for records in batches.values() for r in records]
+    finally:
+        await consumer.stop()
+
+
+def test_a_stack_in_a_folder_keeps_its_log_database_and_images_until_started_fresh(tmp_path: Path) -> None:
+    root = tmp_path / "dev"
+    # the first run: a record in the log, a row in the database, an image on disk
+    with DevStack(root=root, partitions=1) as first:
+        asyncio.run(_roundtrip(first.bootstrap_servers))
+        with psycopg.connect(first.database_url) as conn:
+            conn.execute("create table kept (x int)")
+            conn.execute("insert into kept values (42)")
+        (first.storage_path / "kept.webp").write_bytes(b"RIFF")
+        servers, pg_folder = first.bootstrap_servers, first.postgres.folder
+    # the second run finds all three, on the same broker address
+    with DevStack(root=root, partitions=1) as second:
+        assert second.bootstrap_servers == servers
+        assert asyncio.run(_read_all(second.bootstrap_servers)) == [b"hello"]
+        with psycopg.connect(second.database_url) as conn:
+            assert conn.execute("select x from kept").fetchone() == (42,)
+        assert (second.storage_path / "kept.webp").read_bytes() == b"RIFF"
+    # a fresh start forgets them
+    with DevStack(root=root, partitions=1, fresh=True) as fresh:
+
+        async def topic_names() -> list[str]:
+            admin = AIOKafkaAdminClient(bootstrap_servers=fresh.bootstrap_servers)
+            await admin.start()
+            try:
+                return list(await admin.list_topics())
+            finally:
+                await admin.close()
+
+        assert TOPIC not in asyncio.run(topic_names())
+        with psycopg.connect(fresh.database_url) as conn:
+            assert conn.execute("select to_regclass('kept')").fetchone() == (None,)
+        assert not (fresh.storage_path / "kept.webp").exists()
+    shutil.rmtree(pg_folder, ignore_errors=True)

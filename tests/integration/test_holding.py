@@ -12,12 +12,11 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from imagegen.devstack import DevStack
 from imagegen.services import Services
+from streams import clients, topics
 from streams import messages as m
-from streams import topics
 from tests.conftest import ARTIFACTS
 from tests.integration.kafka import produce, read_until
 
@@ -68,13 +67,10 @@ async def post(servers: str, *jobs: m.GenerateFamily) -> None:
 async def started(servers: str, settle: float = 4.0) -> set[str]:
     """The job ids started so far, after `settle` seconds in which held jobs could have started."""
     await asyncio.sleep(settle)
-    consumer = AIOKafkaConsumer(bootstrap_servers=servers, group_id=None, enable_auto_commit=False,
-                                fetch_max_wait_ms=50)  # fmt: skip
+    consumer = clients.reader(servers)
     await consumer.start()
     try:
-        while not consumer.partitions_for_topic(topics.EVENTS):
-            await consumer.topics()
-        parts = [TopicPartition(topics.EVENTS, p) for p in consumer.partitions_for_topic(topics.EVENTS)]
+        parts = await clients.partitions(consumer, topics.EVENTS)
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         seen: set[str] = set()

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 
 from projections.projector import Projector
+from streams import families, topics
 from streams import messages as m
-from streams import topics
 from tests.integration.kafka import produce, read_until
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -43,6 +43,7 @@ def history(name: str) -> list[m.Event]:
 
 @pytest.fixture
 async def database(stack):
+    await topics.create_all(stack.bootstrap_servers, families.load(), stack.partitions)  # the dead-letter topic
     name = f"t_{uuid.uuid4().hex[:12]}"
     async with await psycopg.AsyncConnection.connect(stack.postgres.admin_url, autocommit=True) as admin:
         await admin.execute(f"create database {name}")
