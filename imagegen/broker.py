@@ -174,8 +174,16 @@ class Kafka:
     Given a folder, the cluster keeps its log there across starts, and reuses the ports it had when
     they are still free (clients configured with the address keep working)."""
 
-    def __init__(self, folder: Path | None = None, *, nodes: int = 1, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        folder: Path | None = None,
+        *,
+        nodes: int = 1,
+        timeout: float = 60.0,
+        preferred: tuple[int, int] | None = None,
+    ) -> None:
         self._owns_folder = folder is None
+        self._preferred = preferred  # (client, controller) ports of a first start, when free
         self.folder = Path(folder).absolute() if folder else Path(tempfile.mkdtemp(prefix="imagegen-kafka-"))
         self.nodes = [Node(i, self.folder / f"node-{i}") for i in range(1, nodes + 1)]
         self._timeout = timeout
@@ -202,15 +210,20 @@ class Kafka:
         return self.folder / "ports.json"
 
     def _choose_ports(self) -> None:
-        """The ports of the last start when all are free again, else fresh ones."""
+        """The ports of the last start when all are free again, else the preferred ones when free, else
+        fresh ones."""
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             kept = json.loads(self._ports_file().read_text())
             ports = [(int(kept[str(n.node_id)][0]), int(kept[str(n.node_id)][1])) for n in self.nodes]
+            if self._preferred and len(self.nodes) == 1 and not all(map(port_free, ports[0])):
+                ports = [self._preferred]
             if all(port_free(p) for pair in ports for p in pair):
                 for n, (port, controller) in zip(self.nodes, ports, strict=True):
                     n.port, n.controller_port = port, controller
                 return
         fresh = free_ports(2 * len(self.nodes))
+        if self._preferred and len(self.nodes) == 1 and all(map(port_free, self._preferred)):
+            fresh = list(self._preferred)
         for i, n in enumerate(self.nodes):
             n.port, n.controller_port = fresh[2 * i], fresh[2 * i + 1]
         self._ports_file().write_text(json.dumps({n.node_id: [n.port, n.controller_port] for n in self.nodes}))
@@ -400,6 +413,7 @@ def main() -> None:
         sys.exit(f"imagegen: {exc}")
     print(f"Apache Kafka {version()}: {lib}")
     if "--start" in sys.argv[1:]:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds through stop(), like Ctrl-C
         with Kafka() as kafka:
             print(f"bootstrap servers {kafka.bootstrap_servers}, ready in {kafka.ready_s:.2f} s")
             with contextlib.suppress(KeyboardInterrupt):

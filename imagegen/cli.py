@@ -204,10 +204,13 @@ def cmd_dev(args: argparse.Namespace) -> None:
     from projections.rebuild import past_the_log, rebuild
 
     root = Path(args.data).resolve()
+    if running := endpoints.read(root):
+        sys.exit(f"imagegen: a dev stack is already running from {root} (its api: {running['PUBLIC_BASE_URL']})")
     # SIGTERM, like Ctrl-C, unwinds through `finally`: the services and the stack are stopped by pid.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     # The broker's log, the database and the images live under root and outlive this run.
-    stack = DevStack(root, partitions=settings().topic_partitions, fresh=args.fresh).start()
+    # Kafka's usual ports when they are free, so clients configured for a local broker find it.
+    stack = DevStack(root, partitions=settings().topic_partitions, fresh=args.fresh, kafka_ports=(9092, 9093)).start()
     env = {**stack.env(), "PUBLIC_BASE_URL": f"http://127.0.0.1:{args.port}", "API_PORT": str(args.port)}
     services = Services(env, root / "logs", api_port=args.port)
     stopping = threading.Event()

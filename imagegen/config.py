@@ -22,6 +22,9 @@ class Settings(BaseSettings):
 
     # Kafka. A consumer unheard of for the session timeout is taken for dead and its partitions move on.
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # at_least_once: every consumer drops what it has seen by id. exactly_once: the workers' Faust app
+    # writes each input's outputs and offset in one Kafka transaction (measured: see README, Faults).
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     kafka_session_timeout_s: float = 10.0
     kafka_heartbeat_interval_s: float = 1.0
     topic_partitions: int = Field(default=4, ge=1, le=1024)

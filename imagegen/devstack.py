@@ -426,6 +426,7 @@ class DevStack:
         timeout: float = 60.0,
         fresh: bool = False,
         brokers: int = 1,
+        kafka_ports: tuple[int, int] | None = None,
     ) -> None:
         self._owns_root = root is None
         self.root = Path(root).absolute() if root else Path(tempfile.mkdtemp(prefix="imagegen-dev-"))
@@ -433,7 +434,8 @@ class DevStack:
             self.root.chmod(0o755)  # mkdtemp makes it 0700: the postgres user must reach root/postgres
         self.partitions, self.fresh = partitions, fresh
         self.storage_path = self.root / "images"
-        self.broker = Kafka(None if self._owns_root else self.root / "kafka", nodes=brokers, timeout=timeout)
+        kafka_folder = None if self._owns_root else self.root / "kafka"
+        self.broker = Kafka(kafka_folder, nodes=brokers, timeout=timeout, preferred=kafka_ports)
         self.postgres = Postgres(self.root / "postgres", timeout=timeout, keep=not self._owns_root)
         self._started = False
 

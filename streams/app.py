@@ -36,6 +36,7 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
         value_serializer="raw",
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
+        processing_guarantee=settings.processing_guarantee,
         broker_session_timeout=settings.kafka_session_timeout_s,
         broker_heartbeat_interval=settings.kafka_heartbeat_interval_s,
         broker_request_timeout=max(40.0, settings.kafka_session_timeout_s * 2),

@@ -13,6 +13,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+# Records of aborted transactions (PROCESSING_GUARANTEE=exactly_once) are never read; without
+# transactions this reads what it read before.
+COMMITTED = {"isolation_level": "read_committed"}
+
 
 def producer(bootstrap_servers: str, **settings: Any) -> AIOKafkaProducer:
     """An idempotent producer (`acks=all`); `settings` override or add to aiokafka's."""
@@ -26,7 +30,7 @@ def reader(bootstrap_servers: str, *topics: str, **settings: Any) -> AIOKafkaCon
     return AIOKafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap_servers,
-        **{"group_id": None, "enable_auto_commit": False, "fetch_max_wait_ms": 200, **settings},
+        **{"group_id": None, "enable_auto_commit": False, "fetch_max_wait_ms": 200, **COMMITTED, **settings},
     )
 
 

@@ -4,6 +4,7 @@ imagegen processes, started once on free loopback ports by the same launcher as 
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,14 @@ from imagegen.devstack import DevStack, S3Server, free_port
 from imagegen.services import Services
 
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", "test-artifacts"))
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # pytest then tears the fixtures down: no broker or database outlives a killed run
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    signal.signal(signal.SIGTERM, _interrupted)
 
 
 @pytest.fixture(scope="session")

@@ -72,9 +72,9 @@ class Dispatcher:
             enable_auto_commit=False,
             # a new group reads the whole topic: subscriptions only get what happens after their creation
             auto_offset_reset="earliest",
+            **clients.COMMITTED,
             session_timeout_ms=int(s.kafka_session_timeout_s * 1000),
             heartbeat_interval_ms=int(s.kafka_heartbeat_interval_s * 1000),
-            fetch_max_wait_ms=50,
         )
         producer = clients.producer(s.kafka_bootstrap_servers)
         await consumer.start()

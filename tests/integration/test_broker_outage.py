@@ -1,7 +1,8 @@
 """The broker stops answering while commands are posted, on the real broker and an api process of its
 own: each post meanwhile gets a 503 with Retry-After and a message saying what to do, never a 500;
 once the broker answers again, posting works; and every command that was answered 202 is in the
-command log. (The broker is frozen with SIGSTOP, not killed: the test broker keeps its log in memory.)"""
+command log. (The broker is frozen with SIGSTOP: it neither answers nor refuses, the hardest case for a
+client; a broker killed under load is tests/integration/test_broker_loss.py.)"""
 
 from __future__ import annotations
 
