@@ -201,7 +201,7 @@ def cmd_dev(args: argparse.Namespace) -> None:
     from imagegen import endpoints
     from imagegen.devstack import DevStack
     from imagegen.services import ServiceError, Services
-    from projections.rebuild import past_the_log, rebuild
+    from projections.rebuild import forget, past_the_log
 
     root = Path(args.data).resolve()
     if running := endpoints.read(root):
@@ -219,7 +219,7 @@ def cmd_dev(args: argparse.Namespace) -> None:
         ahead = asyncio.run(past_the_log(stack.bootstrap_servers, stack.database_url))
         if ahead:  # its log was lost: serving that read model would show what the log no longer holds
             print(f"the read model is past the log ({ahead}: position, end): rebuilding it from the log")
-            asyncio.run(rebuild(stack.bootstrap_servers, stack.database_url))
+            asyncio.run(forget(stack.database_url))  # the projector replays the log from its start
         services.start()
         endpoints.write(root, env)
         print(f"imagegen is up: {services.api_url}/api/images/variations")

@@ -14,7 +14,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from imagegen.broker import metadata
 from imagegen.devstack import DevStack, pid_alive
-from streams import clients
+from projections.rebuild import forget, past_the_log
+from streams import clients, families, topics
+from streams import messages as m
+from tests.integration.kafka import produce
+from tests.integration.test_projector import history, project, rows
 
 TOPIC = "devstack.check"
 
@@ -152,3 +156,34 @@ def test_a_stack_in_a_folder_keeps_its_log_database_and_images_until_started_fre
             assert conn.execute("select to_regclass('kept')").fetchone() == (None,)
         assert not (fresh.storage_path / "kept.webp").exists()
     shutil.rmtree(pg_folder, ignore_errors=True)
+
+
+async def test_a_read_model_past_the_log_is_noticed_and_rebuilt_from_the_log() -> None:
+    # the read model of a log that was then lost: its positions lie past the end of the new, empty log
+    with DevStack(partitions=1) as stack:
+        servers, url = stack.bootstrap_servers, stack.database_url
+        await topics.create_all(servers, families.load(), 1)
+        events = history("lost-log")
+        for event in events:
+            await produce(servers, topics.EVENTS, event.key, m.encode(event))
+        await project(stack, url, topics.EVENTS, len(events))
+        assert len((await rows(url))["variations"]) == 1
+        assert await past_the_log(servers, url) == {}  # in step with its log
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=servers)
+        await admin.start()
+        try:
+            await admin.delete_topics([topics.EVENTS])
+            await asyncio.sleep(1)  # the deletion settles before the topic is made again
+        finally:
+            await admin.close()
+        await topics.create_all(servers, families.load(), 1)
+        assert await past_the_log(servers, url) == {0: (len(events), 0)}
+
+        await forget(url)  # what `imagegen dev` does then, before it starts the projector
+        since = history("after-the-loss")
+        for event in since:
+            await produce(servers, topics.EVENTS, event.key, m.encode(event))
+        await project(stack, url, topics.EVENTS, len(since))
+        assert [v[2] for v in (await rows(url))["variations"]] == ["after-the-loss"]  # what the log holds
+        assert await past_the_log(servers, url) == {}
