@@ -207,7 +207,9 @@ def cmd_dev(args: argparse.Namespace) -> None:
     if running := endpoints.read(root):
         sys.exit(f"imagegen: a dev stack is already running from {root} (its api: {running['PUBLIC_BASE_URL']})")
     # SIGTERM, like Ctrl-C, unwinds through `finally`: the services and the stack are stopped by pid.
+    # SIGINT too when started in the background, where the shell had it ignored.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     # The broker's log, the database and the images live under root and outlive this run.
     # Kafka's usual ports when they are free, so clients configured for a local broker find it.
     stack = DevStack(root, partitions=settings().topic_partitions, fresh=args.fresh, kafka_ports=(9092, 9093)).start()
@@ -220,7 +222,7 @@ def cmd_dev(args: argparse.Namespace) -> None:
         if ahead:  # its log was lost: serving that read model would show what the log no longer holds
             print(f"the read model is past the log ({ahead}: position, end): rebuilding it from the log")
             asyncio.run(forget(stack.database_url))  # the projector replays the log from its start
-        services.start()
+        services.start(make_topics=False)
         endpoints.write(root, env)
         print(f"imagegen is up: {services.api_url}/api/images/variations")
         print(f"  gallery {services.api_url}/gallery/")

@@ -53,8 +53,9 @@ class Services:
     def make_topics(self) -> None:
         subprocess.run([sys.executable, "-m", "imagegen.cli", "topics"], env=self.env, check=True)
 
-    def start(self, timeout: float = 90.0) -> Services:
-        self.make_topics()
+    def start(self, timeout: float = 90.0, make_topics: bool = True) -> Services:
+        if make_topics:
+            self.make_topics()
         self.spawn("worker", "worker")
         self.spawn("projector", "projector")
         self.spawn("webhooks", "webhooks")
