@@ -31,6 +31,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.problems import problem
+
 if TYPE_CHECKING:
     from imagegen.config import Settings
 
@@ -156,8 +158,6 @@ def needed(routes: Iterable[BaseRoute], scope: Scope) -> str:
 
 
 def _problem(status: int, message: str, field: str | None = None, why: str = "", **headers: str) -> JSONResponse:
-    from api.app import problem  # api.app installs this middleware: imported at call time, not in a cycle
-
     return problem(status, message, [{"field": field, "message": why}] if field else None, **headers)
 
 

@@ -29,6 +29,7 @@ from api.families import list_families
 from api.images import image_response
 from api.live import LiveFeed
 from api.metrics import metrics
+from api.problems import Problem, field_errors, json_body, problem, query_int, text
 from api.schemas import CreateVariationBody
 from imagegen.config import Settings, family_table
 from imagegen.config import settings as default_settings
@@ -40,60 +41,6 @@ from streams import messages as m
 from webhooks.routes import routes as webhook_routes
 
 log = logging.getLogger(__name__)
-
-
-class Problem(Exception):
-    def __init__(self, status: int, message: str, errors: list[dict[str, str]] | None = None, **headers: str):
-        self.status, self.message, self.errors, self.headers = status, message, errors or [], headers
-
-
-def problem(status: int, message: str, errors: list[dict[str, str]] | None = None, **headers: str) -> JSONResponse:
-    body: dict[str, Any] = {"status": status, "message": message}
-    if errors:
-        body["errors"] = errors
-    return JSONResponse(body, status_code=status, headers=headers or None)
-
-
-def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
-    return [{"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]} for e in exc.errors()]
-
-
-async def _json(request: Request) -> Any:
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        raise Problem(415, "send the body as application/json", [{"field": "content-type", "message": "unsupported"}])
-    try:
-        body = json.loads(await request.body())
-        nul = _nul_at(body)
-    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than Python's stack
-        raise Problem(400, f"body is not valid JSON: {exc}", [{"field": "body", "message": "invalid JSON"}]) from None
-    if nul is not None:
-        raise _holds_nul(nul)
-    return body
-
-
-def _holds_nul(field: str) -> Problem:
-    # Postgres text cannot hold a NUL: refused here, naming the field, not by psycopg with a 500 (or, for a
-    # prompt, by the projector, which would dead-letter the variation the API had accepted)
-    return Problem(422, f"{field}: must not contain NUL (\\u0000)", [{"field": field, "message": "contains NUL"}])
-
-
-def _nul_at(value: Any, at: str = "body") -> str | None:
-    """Where the first string of a JSON value holding a NUL is (`generation.prompt`); None if none does."""
-    if isinstance(value, str):
-        return at if "\x00" in value else None
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        where = f"{at}.{key}".removeprefix("body.")
-        if (found := _nul_at(key, where) or _nul_at(item, where)) is not None:
-            return found
-    return None
-
-
-def _text(value: str, field: str) -> str:
-    """A path or query value bound for a text column."""
-    if "\x00" in value:
-        raise _holds_nul(field)
-    return value
 
 
 CONFIRM_S = 10.0  # how long a POST waits for the command log to confirm its command
@@ -158,9 +105,9 @@ def _command(body: CreateVariationBody, generation: m.Generation, name: str, var
 
 async def create_variation(request: Request) -> Response:
     try:
-        body = CreateVariationBody.model_validate(await _json(request))
+        body = CreateVariationBody.model_validate(await json_body(request))
     except ValidationError as exc:
-        errors = _field_errors(exc)
+        errors = field_errors(exc)
         raise Problem(422, "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors) from None
     g = body.generation
     if blocked := request.app.state.settings.brand.blocked_in(g.prompt):
@@ -259,7 +206,7 @@ async def cancel_variation(request: Request) -> Response:
 
 
 async def _variant_set(request: Request, name: str) -> list[dict[str, Any]]:
-    _text(name, "name")
+    text(name, "name")
     async with request.app.state.pool.connection() as conn:
         found = await views.variant_set(conn, name)
     if not found:
@@ -305,21 +252,10 @@ async def follow_variation(request: Request) -> Response:
     return EventSourceResponse(live.stream(feed, vid, snapshot), ping=15, send_timeout=30)
 
 
-def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    try:
-        value = default if raw is None else int(raw)
-    except ValueError:
-        value = low - 1
-    if not low <= value <= high:
-        raise Problem(422, f"{name} must be an integer in {low}..{high}", [{"field": name, "message": "out of range"}])
-    return value
-
-
 async def list_variations(request: Request) -> Response:
-    limit = _int(request, "limit", 20, 1, 200)
-    offset = _int(request, "offset", 0, 0, 10_000_000)
-    q = {k: _text(v, k) for k, v in request.query_params.items() if k in ("status", "category", "q", "set")}
+    limit = query_int(request, "limit", 20, 1, 200)
+    offset = query_int(request, "offset", 0, 0, 10_000_000)
+    q = {k: text(v, k) for k, v in request.query_params.items() if k in ("status", "category", "q", "set")}
     async with request.app.state.pool.connection() as conn:
         items, total = await views.variations(
             conn, limit, offset, q.get("status"), q.get("category"), q.get("q"), q.get("set")
@@ -337,7 +273,7 @@ async def get_variation(request: Request) -> Response:
 
 
 async def get_variation_by_name(request: Request) -> Response:
-    name = _text(request.path_params["name"], "name")
+    name = text(request.path_params["name"], "name")
     async with request.app.state.pool.connection() as conn:
         found = await views.variation_by_name(conn, name)
     if found is None:
@@ -356,7 +292,7 @@ async def get_command(request: Request) -> Response:
 
 
 async def serve_image(request: Request) -> Response:
-    variation, name = (_text(request.path_params[p], p) for p in ("variation", "name"))
+    variation, name = (text(request.path_params[p], p) for p in ("variation", "name"))
     async with request.app.state.pool.connection() as conn:
         key = await views.image_key(conn, variation, name)
     state = request.app.state

@@ -10,11 +10,14 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from imagegen.storage import CACHE_CONTROL
 from streams import families
 from streams.brand import BrandPolicy
 from streams.families import FamilyTable
 from streams.peak import PeakHours
+
+# Regenerating a variation overwrites its keys, so an image is not immutable: caches keep it a few
+# minutes, then revalidate with its ETag (a 304 costs no body).
+CACHE_CONTROL = "public, max-age=300"
 
 
 class Settings(BaseSettings):

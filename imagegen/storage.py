@@ -14,12 +14,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from imagegen.config import CACHE_CONTROL
+
 if TYPE_CHECKING:
     from imagegen.config import Settings
-
-# Regenerating a variation overwrites its keys, so an image is not immutable: caches keep it a few
-# minutes, then revalidate with its ETag (a 304 costs no body).
-CACHE_CONTROL = "public, max-age=300"
 
 
 class StorageError(Exception):

@@ -21,13 +21,13 @@ from huggingface_hub import try_to_load_from_cache
 from imagegen.config import settings
 from inference import speed
 from inference.fingerprint import fingerprint
+from inference.tiny import TINY_NAME
 
 if TYPE_CHECKING:  # torch and diffusers load only where pipelines do: the api lists models without them
     import torch
     from diffusers import StableDiffusionXLPipeline
 
 log = logging.getLogger(__name__)
-TINY_NAME = "tiny-sdxl-v1"  # bump the suffix when the recipe in inference/tiny.py changes
 
 SourceKind = Literal["builtin", "folder", "single_file", "hub"]
 

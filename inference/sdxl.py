@@ -75,7 +75,7 @@ def _components(device: Any = None, dtype: Any = None, empty: bool = False) -> d
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-    from inference.tiny import EOS, clip_tokenizer
+    from inference.tokenizer import EOS, clip_tokenizer
 
     made = accelerate.init_empty_weights() if empty else torch.device(device or "cpu")
     with made:

@@ -9,24 +9,20 @@ weights need. The tokenizers are built from the real CLIP BPE vocabulary that sh
 
 from __future__ import annotations
 
-import gzip
-import json
 import shutil
-from importlib import metadata
 from pathlib import Path
-
-import torch
-from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+from typing import TYPE_CHECKING, Any
 
 from imagegen.config import settings
 from inference.cache import build_once
-from inference.models import TINY_NAME
+from inference.tokenizer import EOS, MAX_LENGTH, clip_tokenizer
 
+if TYPE_CHECKING:
+    from diffusers import StableDiffusionXLPipeline
+
+TINY_NAME = "tiny-sdxl-v1"  # bump the suffix when the recipe below changes
 SEED = 0
 HIDDEN = 32
-MAX_LENGTH = 77
-BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 
 
 def tiny_path() -> Path:
@@ -41,6 +37,11 @@ def build_tiny(path: Path) -> Path:
 
 
 def _pipeline(workdir: Path) -> StableDiffusionXLPipeline:
+    # torch and diffusers load with the first build, not with the module (the registry names TINY_NAME)
+    import torch
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
     # The recipe of diffusers' SDXL fast tests, with CLIP's real vocabulary size and special ids.
     # Each component is seeded on its own so that changing one leaves the others' weights alone.
     torch.manual_seed(SEED)
@@ -99,7 +100,9 @@ def _pipeline(workdir: Path) -> StableDiffusionXLPipeline:
     )
 
 
-def _text_config() -> CLIPTextConfig:
+def _text_config() -> Any:
+    from transformers import CLIPTextConfig
+
     return CLIPTextConfig(
         vocab_size=49408,
         max_position_embeddings=MAX_LENGTH,
@@ -114,45 +117,3 @@ def _text_config() -> CLIPTextConfig:
         hidden_act="gelu",
         projection_dim=HIDDEN,
     )
-
-
-def clip_tokenizer(folder: Path, pad_token: str) -> CLIPTokenizer:
-    if not (folder / "vocab.json").is_file():
-        write_clip_vocabulary(folder)
-    return CLIPTokenizer.from_pretrained(
-        folder, bos_token=BOS, eos_token=EOS, unk_token=EOS, pad_token=pad_token, model_max_length=MAX_LENGTH
-    )
-
-
-def write_clip_vocabulary(folder: Path) -> None:
-    """Write CLIP's vocab.json and merges.txt, as OpenAI's `simple_tokenizer` builds them."""
-    # located through the distribution: importing `clip` itself needs pkg_resources and torchvision
-    bpe = Path(metadata.distribution("openai-clip").locate_file("clip/bpe_simple_vocab_16e6.txt.gz")).read_bytes()
-    lines = gzip.decompress(bpe).decode("utf-8").split("\n")
-    merges = [tuple(line.split()) for line in lines[1 : 49152 - 256 - 2 + 1]]
-    byte_symbols = list(_bytes_to_unicode().values())
-    vocab = byte_symbols + [s + "</w>" for s in byte_symbols]
-    vocab += ["".join(m) for m in merges]
-    vocab += [BOS, EOS]
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(
-        json.dumps({token: i for i, token in enumerate(vocab)}, ensure_ascii=False), encoding="utf-8"
-    )
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    # GPT-2/CLIP's reversible byte -> printable character table
-    printable = [
-        *range(ord("!"), ord("~") + 1),
-        *range(ord("¡"), ord("¬") + 1),
-        *range(ord("®"), ord("ÿ") + 1),
-    ]
-    codes = printable[:]
-    extra = 0
-    for b in range(256):
-        if b not in printable:
-            printable.append(b)
-            codes.append(256 + extra)
-            extra += 1
-    return dict(zip(printable, (chr(c) for c in codes), strict=True))

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from api.problems import Problem, field_errors, json_body, query_int
 from streams import messages as m
 from webhooks import store
 
@@ -37,27 +37,19 @@ class SubscriptionBody(BaseModel):
         return list(dict.fromkeys(value))
 
 
-def _api() -> Any:
-    # api.app mounts these routes; importing it when a request comes, not at import, avoids the cycle
-    from api import app
-
-    return app
-
-
 def _sid(request: Request) -> uuid.UUID:
     try:
         return uuid.UUID(request.path_params["id"])
     except ValueError:
-        raise _api().Problem(404, "no such webhook", [{"field": "id", "message": "not a UUID"}]) from None
+        raise Problem(404, "no such webhook", [{"field": "id", "message": "not a UUID"}]) from None
 
 
 async def create_webhook(request: Request) -> Response:
-    api = _api()
     try:
-        body = SubscriptionBody.model_validate(await api._json(request))
+        body = SubscriptionBody.model_validate(await json_body(request))
     except ValidationError as exc:
-        errors = api._field_errors(exc)
-        raise api.Problem(422, "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors) from None
+        errors = field_errors(exc)
+        raise Problem(422, "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors) from None
     secret = body.secret or secrets.token_urlsafe(32)
     async with request.app.state.pool.connection() as conn:
         created = await store.create_subscription(conn, str(body.url), secret, body.events, body.description)
@@ -76,7 +68,7 @@ async def get_webhook(request: Request) -> Response:
     async with request.app.state.pool.connection() as conn:
         found = await store.subscription(conn, sid)
     if found is None:
-        raise _api().Problem(404, f"no webhook {sid}")
+        raise Problem(404, f"no webhook {sid}")
     return JSONResponse(found)
 
 
@@ -84,17 +76,17 @@ async def delete_webhook(request: Request) -> Response:
     sid = _sid(request)
     async with request.app.state.pool.connection() as conn:
         if not await store.delete_subscription(conn, sid):
-            raise _api().Problem(404, f"no webhook {sid}")
+            raise Problem(404, f"no webhook {sid}")
     return Response(status_code=204)
 
 
 async def list_deliveries(request: Request) -> Response:
     """The delivery log, newest first: each delivery's status and every attempt."""
     sid = _sid(request)
-    limit = _api()._int(request, "limit", 100, 1, 1000)
+    limit = query_int(request, "limit", 100, 1, 1000)
     async with request.app.state.pool.connection() as conn:
         if await store.subscription(conn, sid) is None:
-            raise _api().Problem(404, f"no webhook {sid}")
+            raise Problem(404, f"no webhook {sid}")
         items = await store.deliveries(conn, sid, limit)
     return JSONResponse({"items": items, "limit": limit})
 

@@ -1,0 +1,77 @@
+"""Errors and input at the HTTP edge: the problem type every route raises and its JSON answer, the JSON
+body, query and path values, and pydantic's field errors. A leaf: the app, the access middleware and
+the webhook routes import it; it imports none of them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+
+class Problem(Exception):
+    def __init__(self, status: int, message: str, errors: list[dict[str, str]] | None = None, **headers: str):
+        self.status, self.message, self.errors, self.headers = status, message, errors or [], headers
+
+
+def problem(status: int, message: str, errors: list[dict[str, str]] | None = None, **headers: str) -> JSONResponse:
+    body: dict[str, Any] = {"status": status, "message": message}
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, headers=headers or None)
+
+
+def field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    return [{"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]} for e in exc.errors()]
+
+
+async def json_body(request: Request) -> Any:
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise Problem(415, "send the body as application/json", [{"field": "content-type", "message": "unsupported"}])
+    try:
+        body = json.loads(await request.body())
+        nul = nul_at(body)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than Python's stack
+        raise Problem(400, f"body is not valid JSON: {exc}", [{"field": "body", "message": "invalid JSON"}]) from None
+    if nul is not None:
+        raise holds_nul(nul)
+    return body
+
+
+def holds_nul(field: str) -> Problem:
+    # Postgres text cannot hold a NUL: refused here, naming the field, not by psycopg with a 500 (or, for a
+    # prompt, by the projector, which would dead-letter the variation the API had accepted)
+    return Problem(422, f"{field}: must not contain NUL (\\u0000)", [{"field": field, "message": "contains NUL"}])
+
+
+def nul_at(value: Any, at: str = "body") -> str | None:
+    """Where the first string of a JSON value holding a NUL is (`generation.prompt`); None if none does."""
+    if isinstance(value, str):
+        return at if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        where = f"{at}.{key}".removeprefix("body.")
+        if (found := nul_at(key, where) or nul_at(item, where)) is not None:
+            return found
+    return None
+
+
+def text(value: str, field: str) -> str:
+    """A path or query value bound for a text column."""
+    if "\x00" in value:
+        raise holds_nul(field)
+    return value
+
+
+def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    try:
+        value = default if raw is None else int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise Problem(422, f"{name} must be an integer in {low}..{high}", [{"field": name, "message": "out of range"}])
+    return value
