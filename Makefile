@@ -13,7 +13,7 @@ $(PY):
 # torch first, pinned to the CPU wheel: anything looser pulls gigabytes of CUDA packages.
 # faust-streaming without its dependencies: it pins click<8.4 for a CLI imagegen does not use, which
 # conflicts with huggingface-hub; its runtime dependencies are in pyproject.toml.
-# Apache Kafka's jars, once, with Maven (imagegen/kafka/pom.xml; needs a JDK 17 and mvn).
+# Apache Kafka's jars, once, with Maven (imagegen/devstack/pom.xml; needs a JDK 17 and mvn).
 # pgserver only where the machine has no PostgreSQL server binaries.
 # Debian's Chromium for the browser tests (Playwright drives it; `playwright install` is never run) and
 # kcat (librdkafka's client, for the any-client story), where missing and apt may install them;
@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[dev]'
 	$(PIP) install -q --no-deps faust-streaming==0.15.3
-	$(PY) -m imagegen.broker
+	$(PY) -c "from imagegen.devstack import maven; maven.main()"
 	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || $(PIP) install -q pgserver
 	@missing="$$(command -v chromium >/dev/null || echo chromium) $$(command -v kcat >/dev/null || echo kcat)"; \
 	if [ -n "$$(echo $$missing)" ]; then { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && \

@@ -26,8 +26,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from imagegen.devstack import DevStack
-from imagegen.processes import free_port
+from imagegen.devstack import DevStack, free_port
 from imagegen.services import Services
 from streams import clients, topics
 from streams import messages as m

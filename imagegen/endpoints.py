@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from imagegen.processes import pid_alive
+from imagegen.devstack.processes import pid_alive
 
 FILE = "stack.json"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from imagegen.processes import free_port
+from imagegen.devstack import free_port
 from tests.conftest import ARTIFACTS
 
 SAMPLE = "hero-sunset-beach"  # what `imagegen dev --sample` submits

@@ -17,8 +17,7 @@ import psycopg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from imagegen.devstack import DevStack
-from imagegen.processes import free_port
+from imagegen.devstack import DevStack, free_port
 from imagegen.services import Services
 from streams import messages as m
 from streams import topics

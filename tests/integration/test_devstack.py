@@ -12,8 +12,8 @@ import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from imagegen.broker import metadata
 from imagegen.devstack import DevStack, pid_alive
+from imagegen.devstack.kafka import metadata
 from projections.rebuild import forget, past_the_log
 from streams import clients, families, topics
 from streams import messages as m

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from imagegen import broker
 from imagegen.config import Settings
+from imagegen.devstack import maven
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,4 +53,4 @@ def test_compose_runs_the_kafka_version_the_pom_pins() -> None:
     image = _compose()["services"]["kafka"]["image"]
     match = re.fullmatch(r"apache/kafka:(\S+)", image)
     assert match, image
-    assert match.group(1) == broker.version()
+    assert match.group(1) == maven.version()

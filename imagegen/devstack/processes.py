@@ -1,4 +1,4 @@
-"""Processes and ports on this machine: the small helpers the launcher and the broker share."""
+"""Processes and ports on this machine: what every server of the dev stack shares."""
 
 from __future__ import annotations
 
@@ -68,3 +68,24 @@ def signal_and_wait(pid: int, sig: int, timeout: float) -> bool:
             return False
         time.sleep(0.02)
     return True
+
+
+class StartError(RuntimeError):
+    """A service did not become ready; the message carries the tail of its log."""
+
+
+def free_ports_with_twin(count: int, grpc_twin: bool = False) -> list[int]:
+    """`count` distinct free ports (all bound at once); with `grpc_twin`, the last one's +10000 is free too."""
+    with contextlib.ExitStack() as held:
+        ports: list[int] = []
+        while len(ports) < count:
+            s = held.enter_context(socket.socket())
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+            if grpc_twin and len(ports) == count - 1:
+                with contextlib.suppress(OSError, OverflowError):
+                    held.enter_context(socket.socket()).bind(("127.0.0.1", port + 10000))
+                    ports.append(port)
+                continue
+            ports.append(port)
+        return ports

@@ -1,11 +1,10 @@
 """Apache Kafka from its own jars, run with the JDK: one KRaft node (broker and controller in one
 process) for the dev stack and the tests, or a cluster of several on one machine for the fault stories.
 
-The jars come from Maven Central once (`python -m imagegen.broker`, run by `make install`) into a cache
-folder; the version is the one `kafka/pom.xml` pins. Every node listens on free loopback ports, formats
-its storage on first start and keeps it: a cluster started again on the same folder has the same log.
-`start()` returns once every node answers a Metadata request listing the whole cluster; each node is
-stopped by its own process id.
+The jars are the ones `maven` fetched. Every node listens on free loopback ports, formats its storage
+on first start and keeps it: a cluster started again on the same folder has the same log. `start()`
+returns once every node answers a Metadata request listing the whole cluster; each node is stopped by
+its own process id. `python -m imagegen.devstack.kafka` runs one node until interrupted.
 """
 
 from __future__ import annotations
@@ -21,21 +20,18 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
-import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from imagegen.processes import free_ports, port_free, signal_and_wait, tail
+from imagegen.devstack.maven import BrokerError, jars, version
+from imagegen.devstack.processes import free_ports, port_free, signal_and_wait, tail
 
 log = logging.getLogger(__name__)
-
-POM = Path(__file__).parent / "kafka" / "pom.xml"
 
 # Only what one machine needs differs from Kafka's defaults: internal topics fit one node (or the
 # cluster's size), a group forms as soon as its first member joins, and tests may use short sessions.
@@ -67,57 +63,6 @@ logger.kafka.level = INFO
 logger.server.name = org.apache.kafka
 logger.server.level = WARN
 """
-
-
-class BrokerError(RuntimeError):
-    """Kafka could not be fetched or did not become ready; the message says why, with its log's tail."""
-
-
-def version() -> str:
-    """The Apache Kafka version `kafka/pom.xml` pins."""
-    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
-    found = ET.parse(POM).getroot().find("m:properties/m:kafka.version", ns)
-    if found is None or not found.text:
-        raise BrokerError(f"{POM} pins no kafka.version")
-    return found.text.strip()
-
-
-def cache_folder() -> Path:
-    """Where the jars live: IMAGEGEN_KAFKA_HOME, else the user's cache, one folder per version."""
-    configured = os.environ.get("IMAGEGEN_KAFKA_HOME")
-    if configured:
-        return Path(configured).absolute()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "imagegen" / f"kafka-{version()}"
-
-
-def jars() -> Path:
-    """The folder of Kafka's jars, fetched with Maven the first time. Safe to race: each fetch goes to
-    a folder of its own, renamed into place whole."""
-    home = cache_folder()
-    lib = home / "lib"
-    if (lib / ".complete").is_file():
-        return lib
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise BrokerError("Maven (`mvn`) is needed once to fetch Apache Kafka's jars: apt-get install maven")
-    home.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="lib-", dir=home))
-    started = time.monotonic()
-    fetch = [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies", "-DincludeScope=runtime"]
-    done = subprocess.run(
-        [*fetch, f"-DoutputDirectory={staging}"], capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
-    )
-    if done.returncode != 0:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise BrokerError(f"mvn could not fetch Apache Kafka {version()}:\n{(done.stdout + done.stderr)[-3000:]}")
-    (staging / ".complete").write_text(version())
-    try:
-        staging.rename(lib)
-    except OSError:  # another process was first: theirs is as good
-        shutil.rmtree(staging, ignore_errors=True)
-    log.info("fetched Apache Kafka %s into %s in %.1f s", version(), lib, time.monotonic() - started)
-    return lib
 
 
 def metadata(port: int, timeout: float = 1.0) -> list[tuple[int, str, int]]:
@@ -402,23 +347,3 @@ class Kafka:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
-
-def main() -> None:
-    """Fetch the jars (`make install`), or with `--start`, run a node until interrupted."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        lib = jars()
-    except BrokerError as exc:
-        sys.exit(f"imagegen: {exc}")
-    print(f"Apache Kafka {version()}: {lib}")
-    if "--start" in sys.argv[1:]:
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds through stop(), like Ctrl-C
-        with Kafka() as kafka:
-            print(f"bootstrap servers {kafka.bootstrap_servers}, ready in {kafka.ready_s:.2f} s")
-            with contextlib.suppress(KeyboardInterrupt):
-                signal.pause()
-
-
-if __name__ == "__main__":
-    main()
