@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic.alias_generators import to_camel
 
 from imagegen.config import family_table
+from streams import limits
 from streams import messages as m
 
 # Names that are path segments of the API itself: /api/images/{variation}/{name} must stay unambiguous.
@@ -19,12 +20,12 @@ class Body(BaseModel):
 
 
 class GenerationBody(Body):
-    prompt: str = Field(min_length=1, max_length=2000)
-    negative_prompt: str = Field(default="", max_length=2000)
-    seed: int | None = Field(default=None, ge=0, le=m.MAX_SEED, description="random when absent")
-    model: str | None = Field(default=None, max_length=64)
-    inference_steps: int | None = Field(default=None, ge=1, le=150)
-    guidance_scale: float | None = Field(default=None, ge=0.0, le=30.0)
+    prompt: limits.Prompt
+    negative_prompt: limits.NegativePrompt = ""
+    seed: limits.Seed | None = Field(default=None, description="random when absent")
+    model: str | None = Field(default=None, max_length=limits.MAX_MODEL_NAME)
+    inference_steps: limits.Steps | None = None
+    guidance_scale: limits.Guidance | None = None
 
     @field_validator("prompt")
     @classmethod
@@ -41,7 +42,7 @@ class FocalPointBody(Body):
 
 class CreateVariationBody(Body):
     name: str = Field(pattern=m.NAME_PATTERN, description="URL-safe: lowercase letters, digits and '-'")
-    category: str = Field(default="", max_length=100)
+    category: limits.Category = ""
     families: list[str] = Field(min_length=1, max_length=32)
     generation: GenerationBody
     is_dx_job: bool = False
@@ -58,8 +59,8 @@ class CreateVariationBody(Body):
         name, generation = info.data.get("name", ""), info.data.get("generation")
         if value > 1 and len(f"{name}-v{value}") > MAX_NAME:
             raise ValueError(f"name is too long for {value} variants (named {{name}}-v1…)")
-        if generation is not None and generation.seed is not None and generation.seed + value - 1 > m.MAX_SEED:
-            raise ValueError(f"generation.seed + variants - 1 must be at most {m.MAX_SEED}")
+        if generation is not None and generation.seed is not None and generation.seed + value - 1 > limits.MAX_SEED:
+            raise ValueError(f"generation.seed + variants - 1 must be at most {limits.MAX_SEED}")
         return value
 
     @field_validator("name")

@@ -14,10 +14,8 @@ import torch
 from inference.cutting import resize_to
 from inference.models import ModelSpec
 from streams.families import Family
+from streams.limits import MAX_GUIDANCE, MAX_SEED, MAX_STEPS
 
-MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed's range
-MAX_STEPS = 200
-MAX_GUIDANCE = 50.0
 MIN_SIDE = 64
 
 

@@ -280,21 +280,23 @@ class Pipelines:
         return available(self.spec(name))
 
     def list_models(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "name": spec.name,
-                "description": spec.description,
-                "source": spec.source,
-                "defaultSteps": spec.default_steps,
-                "defaultGuidance": spec.default_guidance,
-                "memoryGb": spec.memory_gb,
-                "loaded": spec.name in self._pipelines,
-                "available": available(spec),
-            }
-            for spec in self._models.values()
-        ]
+        return [describe(spec, loaded=spec.name in self._pipelines) for spec in self._models.values()]
+
+
+def describe(spec: ModelSpec, loaded: bool = False) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "description": spec.description,
+        "source": spec.source,
+        "defaultSteps": spec.default_steps,
+        "defaultGuidance": spec.default_guidance,
+        "memoryGb": spec.memory_gb,
+        "loaded": loaded,
+        "available": available(spec),
+    }
 
 
 def list_models(pipelines: Pipelines | None = None) -> list[dict[str, Any]]:
-    """The registry as `GET /models` shows it; `loaded` is about `pipelines` (none: this process)."""
-    return (pipelines or Pipelines()).list_models()
+    """The registry as `GET /models` shows it; `loaded` is about `pipelines`. Without them, nothing is
+    loaded here and torch is not touched (the api says which workers have each model loaded)."""
+    return pipelines.list_models() if pipelines is not None else [describe(spec) for spec in REGISTRY.values()]

@@ -14,10 +14,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
+from streams import limits
+
 # Fixed forever: ids derived from it are stored in every log and read model.
 NAMESPACE = uuid.UUID("6f1e8a4c-3c1b-5d0e-9a57-2b1f0d9c7e42")
 NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,118}[a-z0-9])?$"
-MAX_SEED = 2**32 - 1
+MAX_SEED = limits.MAX_SEED
 
 Priority = Literal["normal", "dx"]
 
@@ -54,12 +56,12 @@ class Message(BaseModel):
 class Generation(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    prompt: str = Field(min_length=1, max_length=2000)
-    negative_prompt: str = Field(default="", max_length=2000)
-    seed: int = Field(ge=0, le=MAX_SEED)
-    model: str = Field(min_length=1, max_length=64)
-    steps: int = Field(ge=1, le=150)
-    guidance: float = Field(ge=0.0, le=30.0)
+    prompt: limits.Prompt
+    negative_prompt: limits.NegativePrompt = ""
+    seed: limits.Seed
+    model: str = Field(min_length=1, max_length=limits.MAX_MODEL_NAME)
+    steps: limits.Steps
+    guidance: limits.Guidance
 
 
 class FocalPoint(BaseModel):
@@ -112,7 +114,7 @@ class CreateVariation(Command):
     type: Literal["CreateVariation"] = "CreateVariation"
     version: Literal[2] = 2  # type: ignore[assignment]
     name: str = Field(pattern=NAME_PATTERN)
-    category: str = Field(default="", max_length=100)
+    category: limits.Category = ""
     families: tuple[str, ...] = Field(min_length=1)
     generation: Generation
     priority: Priority = "normal"

@@ -1,0 +1,22 @@
+"""The limits of what may be asked for, in one place: the messages, the API's bodies and the drawing
+itself check the same bounds. Pure data, at the bottom with the family table."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+MAX_SEED = 2**32 - 1  # a uint32, as SDXL front ends take it (torch would take up to 2**64 - 1)
+MAX_STEPS = 150
+MAX_GUIDANCE = 30.0
+MAX_PROMPT = 2000
+MAX_MODEL_NAME = 64
+MAX_CATEGORY = 100
+
+Prompt = Annotated[str, Field(min_length=1, max_length=MAX_PROMPT)]
+NegativePrompt = Annotated[str, Field(max_length=MAX_PROMPT)]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+Steps = Annotated[int, Field(ge=1, le=MAX_STEPS)]
+Guidance = Annotated[float, Field(ge=0.0, le=MAX_GUIDANCE)]
+Category = Annotated[str, Field(max_length=MAX_CATEGORY)]
