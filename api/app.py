@@ -36,7 +36,7 @@ from imagegen.config import settings as default_settings
 from imagegen.storage import StorageUnavailable, open_storage
 from inference import models
 from projections import views
-from streams import clients, contract, topics
+from streams import clients, codec, contract, topics
 from streams import messages as m
 from webhooks.routes import routes as webhook_routes
 
@@ -52,7 +52,7 @@ async def _send(request: Request, command: m.Command) -> None:
         # An idempotent producer retries a batch until the broker takes it, and never twice: the answer
         # waits for it this long, and the send goes on after a 503.
         async with asyncio.timeout(CONFIRM_S):
-            delivered = await producer.send(topics.COMMANDS, key=command.key, value=m.encode(command))
+            delivered = await producer.send(topics.COMMANDS, key=command.key, value=codec.encode(command))
             await asyncio.shield(delivered)
     except (KafkaError, TimeoutError) as exc:
         log.warning("command not confirmed: %r", exc)

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from imagegen.devstack import DevStack, free_port
 from imagegen.services import Services
-from streams import clients, topics
+from streams import clients, codec, topics
 from streams import messages as m
 
 
@@ -55,7 +55,7 @@ class Log:
                 for records in (await consumer.getmany(timeout_ms=1000)).values():
                     now = time.perf_counter()
                     for record in records:
-                        event = m.decode_event(record.value)
+                        event = codec.decode_event(record.value)
                         if isinstance(event, m.FamilyCompleted):
                             self.drawn[event.variation_id] = event.duration_s
                         elif isinstance(event, m.VariationCompleted):

@@ -34,7 +34,7 @@ from imagegen.devstack import DevStack
 from projections import migrations
 from projections.pool import ProjectorPool, default_processes
 from projections.projector import Projector
-from streams import clients
+from streams import clients, codec
 from streams import messages as m
 
 FAMILIES = {
@@ -124,7 +124,7 @@ async def produce(servers: str, topic: str, events: list[m.Event]) -> None:
     producer = clients.producer(servers, linger_ms=20)
     await producer.start()
     try:
-        sent = [await producer.send(topic, key=e.key, value=m.encode(e)) for e in events]
+        sent = [await producer.send(topic, key=e.key, value=codec.encode(e)) for e in events]
         await asyncio.gather(*sent)
     finally:
         await producer.stop()

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer
 
+from streams import codec
 from streams import messages as m
 
 log = logging.getLogger("seo")
@@ -102,8 +103,8 @@ async def follow(servers: str, index: SeoIndex, until: uuid.UUID | None = None, 
     try:
         async for record in consumer:
             try:
-                event = m.decode_domain_event(record.value)
-            except m.UndecodableMessage as exc:
+                event = codec.decode_domain_event(record.value)
+            except codec.UndecodableMessage as exc:
                 log.warning("skipping %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc)
                 continue
             index.apply(event)

@@ -161,7 +161,7 @@ def cmd_queue(args: argparse.Namespace) -> None:
 
 
 async def _say(messages: list[Any], topic: str = topics.CONTROL) -> None:
-    from streams import messages as m
+    from streams import codec
 
     s = settings()
     await topics.create_all(
@@ -170,7 +170,7 @@ async def _say(messages: list[Any], topic: str = topics.CONTROL) -> None:
     producer = clients.producer(s.kafka_bootstrap_servers)
     await producer.start()
     try:
-        sent = [await producer.send(topic, key=message.key, value=m.encode(message)) for message in messages]
+        sent = [await producer.send(topic, key=message.key, value=codec.encode(message)) for message in messages]
         await asyncio.gather(*sent)
     finally:
         await producer.stop()

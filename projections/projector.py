@@ -14,7 +14,7 @@ import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from projections import migrations, readmodel
-from streams import clients, topics
+from streams import clients, codec, topics
 from streams import messages as m
 
 log = logging.getLogger(__name__)
@@ -170,8 +170,8 @@ class Projector:
                     batch = []
                     for i, record in enumerate(records, 1):
                         try:
-                            batch.append((record, m.decode_event(record.value)))
-                        except m.UndecodableMessage as exc:
+                            batch.append((record, codec.decode_event(record.value)))
+                        except codec.UndecodableMessage as exc:
                             # Dead-lettered before the position moves past it: nothing is lost.
                             await dead_letter(record, str(exc))
                         if i % 500 == 0:

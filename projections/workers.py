@@ -9,7 +9,7 @@ import logging
 
 import psycopg
 
-from streams import clients, topics
+from streams import clients, codec, topics
 from streams import messages as m
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,8 @@ async def track(bootstrap_servers: str, database_url: str, stop: asyncio.Event) 
             for records in (await consumer.getmany(timeout_ms=200, max_records=500)).values():
                 for message in records:
                     try:
-                        beats.append(m.decode_heartbeat(message.value))
-                    except m.UndecodableMessage as exc:
+                        beats.append(codec.decode_heartbeat(message.value))
+                    except codec.UndecodableMessage as exc:
                         log.warning("ignoring a heartbeat at %s@%s: %s", message.partition, message.offset, exc)
             pause = 0.2
             while beats and not stop.is_set():

@@ -16,7 +16,7 @@ import faust
 from imagegen import logs
 from imagegen.config import Settings
 from imagegen.storage import StorageError, open_storage
-from streams import clients, domain, kafka, topics
+from streams import clients, codec, domain, kafka, topics
 from streams import messages as m
 from streams.control import QueueControls
 from streams.families import FamilyTable
@@ -80,19 +80,19 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
             case m.VariationCancelled():
                 name = topics.EVENTS
                 # every worker reads the control topic whole: those holding the round's jobs let go
-                await (await app.send(topics.CONTROL, key=message.key, value=m.encode(message)))
+                await (await app.send(topics.CONTROL, key=message.key, value=codec.encode(message)))
             case _:
                 name = topics.EVENTS
         # Wait for the broker's acknowledgement: an input is only recorded as handled (table write,
         # offset commit) once everything it caused is safely in the log.
-        await (await app.send(name, key=message.key, value=m.encode(message)))
+        await (await app.send(name, key=message.key, value=codec.encode(message)))
 
     async def decoded(stream: faust.StreamT[Any], decode: Any) -> AsyncIterator[Any]:
         """The stream's messages, decoded; one that cannot be decoded goes to the dead-letter topic."""
         async for event in stream.events():
             try:
                 message = decode(event.value)
-            except m.UndecodableMessage as exc:
+            except codec.UndecodableMessage as exc:
                 await to_dead_letter(event, str(exc))
                 continue
             yield message
@@ -102,7 +102,7 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
 
     @app.agent(app.topic(topics.COMMANDS, topics.EVENTS), name="variations")
     async def variations_agent(stream: faust.StreamT[Any]) -> None:
-        async for message in decoded(stream, m.decode_any):
+        async for message in decoded(stream, codec.decode_any):
             key = message.key
             stored = variations.get(key)
             state = domain.Variation.model_validate_json(stored) if stored else None
@@ -148,7 +148,7 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
     @app.timer(interval=settings.heartbeat_interval_s)
     async def heartbeat() -> None:
         beat = jobs.heartbeat(families)
-        await app.send(topics.WORKERS, key=beat.key, value=m.encode(beat))
+        await app.send(topics.WORKERS, key=beat.key, value=codec.encode(beat))
 
     controls = QueueControls(settings.peak)
     steps: asyncio.Queue[m.FamilyProgress] = asyncio.Queue(maxsize=10_000)
@@ -168,7 +168,7 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
             while True:
                 progress = await steps.get()
                 try:
-                    await producer.send(topics.PROGRESS, key=progress.key, value=m.encode(progress))
+                    await producer.send(topics.PROGRESS, key=progress.key, value=codec.encode(progress))
                 except Exception as exc:
                     log.debug("progress not sent: %s", exc)
         finally:
@@ -291,8 +291,8 @@ def _family_agent(
                 waiting = []
                 for event in events:
                     try:
-                        waiting.append(m.decode_work(event.value))
-                    except m.UndecodableMessage as exc:
+                        waiting.append(codec.decode_work(event.value))
+                    except codec.UndecodableMessage as exc:
                         await to_dead_letter(event, str(exc))
                 if waiting:  # jobs fetched before their topic was held wait here; it fetches no more
                     await controls.wait_free(family, dx)

@@ -15,37 +15,16 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from streams import codec, topics
 from streams import messages as m
-from streams import topics
 from streams.families import FamilyTable
 
 DOCUMENT = Path(__file__).resolve().parents[1] / "docs" / "asyncapi.json"
 KEY = {"type": "string", "format": "uuid", "description": "the variation id: one variation's messages stay in order"}
 
-COMMANDS = (m.CreateVariation, m.RegenerateVariation, m.RetryFamily, m.CancelVariation, m.AbandonFamily)
-EVENTS = (
-    m.VariationRequested,
-    m.VariationRejected,
-    m.RegenerationRequested,
-    m.FamilyRetryRequested,
-    m.FamilyStarted,
-    m.FamilyCompleted,
-    m.FamilyFailed,
-    m.FamilyCancelled,
-    m.VariationCompleted,
-    m.VariationPartial,
-    m.VariationFailed,
-    m.VariationCancelled,
-    m.FamilyAbandoned,
-)
-DOMAIN_EVENTS = (
-    m.ImageVariationStarted,
-    m.ImageFamilyCompleted,
-    m.ImageVariationCompleted,
-    m.ImageVariationPartial,
-    m.ImageVariationFailed,
-    m.ImageVariationCancelled,
-)
+COMMANDS = codec.members(codec.AnyCommand)
+EVENTS = codec.members(codec.AnyEvent)
+DOMAIN_EVENTS = codec.members(codec.AnyDomainEvent)
 
 
 # What a producer in any language needs to post a command, beside each command's schema and example.
@@ -127,7 +106,7 @@ def document(table: FamilyTable) -> dict[str, Any]:
         if not message["summary"]:
             del message["summary"]
     for kind, example in _examples().items():
-        payload = json.loads(m.encode(example))
+        payload = json.loads(codec.encode(example))
         summary = f"key: {example.key.decode()}"
         messages[kind]["examples"] = [{"name": f"{kind}-example", "summary": summary, "payload": payload}]
     channels = {

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams import clients, topics
+from streams import clients, codec, topics
 from streams import messages as m
 from streams.peak import PeakHours
 
@@ -72,8 +72,8 @@ class QueueControls:
                 for records in (await consumer.getmany(tp, timeout_ms=200)).values():
                     for record in records:
                         try:
-                            self.apply(m.decode_control(record.value))
-                        except m.UndecodableMessage as exc:
+                            self.apply(codec.decode_control(record.value))
+                        except codec.UndecodableMessage as exc:
                             log.warning("ignoring a control message at offset %d: %s", record.offset, exc)
                 if not self.ready.is_set() and await consumer.position(tp) >= end:
                     log.info("queue pauses read: %s", {k: v for k, v in self.paused.items() if v} or "none")

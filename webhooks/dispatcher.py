@@ -21,8 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from imagegen.config import Settings
 from projections import migrations
-from streams import clients, topics
-from streams import messages as m
+from streams import clients, codec, topics
 from webhooks import signing, store
 
 log = logging.getLogger(__name__)
@@ -87,8 +86,8 @@ class Dispatcher:
                 events = []
                 for record in (r for records in batches.values() for r in records):
                     try:
-                        events.append(m.decode_domain_event(record.value))
-                    except m.UndecodableMessage as exc:
+                        events.append(codec.decode_domain_event(record.value))
+                    except codec.UndecodableMessage as exc:
                         await topics.dead_letter(producer, record, str(exc))
                 async with pool.connection() as conn:
                     if await store.enqueue(conn, events):

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
+from streams import codec
 from streams import messages as m
 
 Status = Literal["pending", "delivered", "failed"]
@@ -117,7 +118,7 @@ async def enqueue(conn: AsyncConnection, events: Sequence[m.DomainEvent]) -> int
         rows = []
         for event in events:
             kind: str = event.type  # type: ignore[attr-defined]  # every DomainEvent subclass has one
-            body = m.encode(event).decode()
+            body = codec.encode(event).decode()
             for sid, types, created_at in wanted:
                 if (not types or kind in types) and created_at <= event.time:
                     rows.append((delivery_id(sid, event.id), sid, event.id, kind, body))

@@ -12,8 +12,8 @@ import time
 import httpx
 
 from inference.cutting import read_metadata
+from streams import codec, topics
 from streams import messages as m
-from streams import topics
 from tests.e2e.test_http import wait_for
 from tests.integration.kafka import produce, read_until
 
@@ -36,7 +36,7 @@ async def test_a_blocked_prompt_posted_to_the_command_log_is_rejected_with_the_r
     generation = m.Generation(prompt="gore on the beach", seed=1, model="tiny", steps=2, guidance=4.0)
     command = m.CreateVariation(command_id=m.derive_id("brand", "kafka"), variation_id=m.variation_id("brand-kafka"),
                                 name="brand-kafka", families=("square",), generation=generation)  # fmt: skip
-    await produce(stack.bootstrap_servers, topics.COMMANDS, command.key, m.encode(command))
+    await produce(stack.bootstrap_servers, topics.COMMANDS, command.key, codec.encode(command))
     deadline = time.monotonic() + 60
     while (found := api.get(f"/api/images/commands/{command.command_id}").json())["status"] == "pending":
         assert time.monotonic() < deadline, found

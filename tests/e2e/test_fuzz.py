@@ -34,8 +34,8 @@ from schemathesis.specs.openapi.checks import (
 
 from imagegen.devstack import DevStack, free_port
 from imagegen.services import Services
+from streams import codec, topics
 from streams import messages as m
-from streams import topics
 from tests.conftest import ARTIFACTS
 from tests.integration.kafka import produce
 
@@ -89,8 +89,8 @@ def seed(stack: DevStack, api: str) -> tuple[str, str]:
 
     async def send() -> None:
         for event in history():
-            await produce(stack.bootstrap_servers, topics.EVENTS, event.key, m.encode(event))
-        await produce(stack.bootstrap_servers, topics.WORKERS, heartbeat.key, m.encode(heartbeat))
+            await produce(stack.bootstrap_servers, topics.EVENTS, event.key, codec.encode(event))
+        await produce(stack.bootstrap_servers, topics.WORKERS, heartbeat.key, codec.encode(heartbeat))
 
     for key in (f"{FIRST}/masters/square.webp", f"{FIRST}/derivatives/profile.webp"):
         (stack.storage_path / key).parent.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,8 @@ import sys
 
 import httpx
 
+from streams import codec, topics
 from streams import messages as m
-from streams import topics
 from tests.e2e.test_http import wait_for
 from tests.integration.kafka import produce, read_until
 
@@ -44,7 +44,7 @@ async def test_clearing_waiting_and_failed_jobs_posts_commands_that_say_so(api: 
         failure = m.FamilyFailed(event_id=m.derive_id(job, "failed"), variation_id=vid, occurred_at=m.utcnow(),
                                  job_id=job, family="portrait", round=1, attempt=1, error_kind="GenerationError",
                                  message="the drawing crashed", retryable=True)  # fmt: skip
-        await produce(stack.bootstrap_servers, topics.EVENTS, failure.key, m.encode(failure))
+        await produce(stack.bootstrap_servers, topics.EVENTS, failure.key, codec.encode(failure))
         assert wait_for(api, str(vid))["status"] == "failed"
 
         listing = queue(services, "list", "portrait", "--failed")

@@ -11,8 +11,8 @@ import uuid
 
 import httpx
 
+from streams import codec, topics
 from streams import messages as m
-from streams import topics
 from tests.e2e.test_http import wait_for
 from tests.integration.kafka import produce, read_until
 
@@ -46,7 +46,7 @@ async def left_partial(api: httpx.Client, services, stack, name: str, prompt: st
                                  occurred_at=m.utcnow(), job_id=portrait_job, family="portrait", round=1, attempt=1,
                                  error_kind="GenerationError", message="the drawing crashed",
                                  retryable=True)  # fmt: skip
-        await produce(stack.bootstrap_servers, topics.EVENTS, failure.key, m.encode(failure))
+        await produce(stack.bootstrap_servers, topics.EVENTS, failure.key, codec.encode(failure))
         partial = wait_for(api, str(vid))
         assert partial["status"] == "partial", partial
     finally:

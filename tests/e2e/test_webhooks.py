@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from imagegen.config import Settings
+from streams import codec, topics
 from streams import messages as m
-from streams import topics
 from tests.integration.kafka import produce, read_until
 from tests.webhook_receiver import Receiver
 
@@ -88,7 +88,7 @@ def story(api, receiver, stack) -> dict:
     assert created.status_code == 202, created.text
     wait_for(api, created.json()["id"], lambda v: v["status"] in DONE)
     events = domain_events(stack, until_round=1)
-    ids = {m.decode_domain_event(r.value).id for r in events}
+    ids = {codec.decode_domain_event(r.value).id for r in events}
     receiver.wait(lambda r: {str(x.event["id"]) for x in r.at("/all") if x.accepted} >= {str(i) for i in ids})
     print(f"\nPOST to every webhook delivered: {time.perf_counter() - began:.2f} s for {len(events)} events")
     return {"all": everything.json(), "completed": completions.json(), "events": events}
@@ -98,11 +98,11 @@ def test_every_domain_event_of_the_variation_arrives_once_accepted_signed_and_as
     received = [r for r in receiver.at("/all") if r.event["variationId"] == str(m.variation_id(NAME))]
     assert all(r.signed for r in received)  # verified with webhooks.signing.verify and the secret
     accepted = [r for r in received if r.accepted]
-    wire = {m.decode_domain_event(e.value).id: e.value for e in story["events"]}
+    wire = {codec.decode_domain_event(e.value).id: e.value for e in story["events"]}
     assert sorted(r.event["id"] for r in accepted) == sorted(str(i) for i in wire)  # each exactly once
     assert [e["type"] for e in (r.event for r in accepted)].count("IMAGE_FAMILY_COMPLETED") == 1
     for r in accepted:
-        assert r.body == wire[m.decode_domain_event(r.body).id]  # the domain event's own JSON, byte for byte
+        assert r.body == wire[codec.decode_domain_event(r.body).id]  # the domain event's own JSON, byte for byte
         assert r.event_type == r.event["type"] and r.headers["content-type"] == "application/json"
         assert r.headers["user-agent"].startswith("imagegen-webhooks/")
     assert len({r.delivery for r in accepted}) == len(accepted)
@@ -122,7 +122,7 @@ def test_the_refused_first_delivery_came_again_after_a_backoff(receiver, story):
 def test_the_delivery_log_shows_every_attempt_newest_first(api, receiver, story):
     hook = story["all"]["id"]
     log = api.get(f"/api/images/webhooks/{hook}/deliveries").json()["items"]
-    ours = {str(m.decode_domain_event(e.value).id) for e in story["events"]}
+    ours = {str(codec.decode_domain_event(e.value).id) for e in story["events"]}
     mine = [d for d in log if d["eventId"] in ours]
     assert len(mine) == len(ours) and {d["status"] for d in mine} == {"delivered"}
     assert [d["createdAt"] for d in log] == sorted((d["createdAt"] for d in log), reverse=True)
@@ -135,7 +135,7 @@ def test_the_delivery_log_shows_every_attempt_newest_first(api, receiver, story)
 
 
 def test_a_subscription_to_completions_gets_only_those(receiver, story):
-    (completed,) = [m.decode_domain_event(e.value) for e in story["events"] if b"VARIATION_COMPLETED" in e.value]
+    (completed,) = [codec.decode_domain_event(e.value) for e in story["events"] if b"VARIATION_COMPLETED" in e.value]
     got = receiver.at("/completed")
     assert [r.event["id"] for r in got] == [str(completed.id)]
     assert got[0].signed and got[0].accepted and got[0].event_type == "IMAGE_VARIATION_COMPLETED"
@@ -148,11 +148,11 @@ def test_a_domain_event_delivered_again_by_kafka_is_not_posted_again(api, receiv
     vid = str(m.variation_id(NAME))
     assert api.post(f"/api/images/variations/{vid}/regenerate").status_code == 202
     wait_for(api, vid, lambda v: v["round"] == 2 and v["status"] in DONE)
-    round_two = {m.decode_domain_event(e.value).id for e in domain_events(stack, until_round=2)} - {
-        m.decode_domain_event(e.value).id for e in story["events"]
+    round_two = {codec.decode_domain_event(e.value).id for e in domain_events(stack, until_round=2)} - {
+        codec.decode_domain_event(e.value).id for e in story["events"]
     }
     receiver.wait(lambda r: {str(i) for i in round_two} <= {x.event["id"] for x in r.at("/completed") + r.at("/all")})
-    event_id = str(m.decode_domain_event(completed.value).id)
+    event_id = str(codec.decode_domain_event(completed.value).id)
     log = api.get(f"/api/images/webhooks/{story['completed']['id']}/deliveries").json()["items"]
     assert [d["eventId"] for d in log].count(event_id) == 1
     assert [r.event["id"] for r in receiver.at("/completed")].count(event_id) == 1

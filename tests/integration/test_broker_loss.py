@@ -19,8 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from imagegen.devstack import DevStack, free_port
 from imagegen.services import Services
-from streams import messages as m
-from streams import topics
+from streams import codec, topics
 from tests.conftest import ARTIFACTS
 from tests.integration.kafka import read_until
 from tests.integration.test_projector import project, rows
@@ -119,7 +118,7 @@ async def test_losing_the_command_topics_leader_loses_no_command_and_doubles_non
     records = await read_until(servers, topics.EVENTS, concluded,
                                keep=lambda r: r.key is not None and uuid.UUID(r.key.decode()) in ours
                                and b'"VariationCompleted"' in r.value)  # fmt: skip
-    events = [m.decode_event(r.value) for r in records]
+    events = [codec.decode_event(r.value) for r in records]
     per_variation = collections.Counter(e.variation_id for e in {e.event_id: e for e in events}.values())
     assert per_variation == dict.fromkeys(ours, 1)
     duplicates = len(events) - len(per_variation)

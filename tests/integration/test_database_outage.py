@@ -14,8 +14,8 @@ import psycopg
 
 from imagegen.devstack import DevStack
 from imagegen.services import Services
+from streams import codec, topics
 from streams import messages as m
-from streams import topics
 from tests.conftest import ARTIFACTS
 from tests.integration.kafka import produce
 from tests.integration.test_projector import history, project, rows
@@ -43,7 +43,7 @@ async def until_completed(stack: DevStack, services: Services, count: int, timeo
 
 async def send(stack: DevStack, events: list[m.Event]) -> None:
     for event in events:
-        await produce(stack.bootstrap_servers, topics.EVENTS, event.key, m.encode(event))
+        await produce(stack.bootstrap_servers, topics.EVENTS, event.key, codec.encode(event))
 
 
 async def test_a_projector_rides_out_a_postgres_restart_and_ends_equal_to_a_clean_rebuild() -> None:

@@ -15,8 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from imagegen.devstack import DevStack, pid_alive
 from imagegen.devstack.kafka import metadata
 from projections.rebuild import forget, past_the_log
-from streams import clients, families, topics
-from streams import messages as m
+from streams import clients, codec, families, topics
 from tests.integration.kafka import produce
 from tests.integration.test_projector import history, project, rows
 
@@ -165,7 +164,7 @@ async def test_a_read_model_past_the_log_is_noticed_and_rebuilt_from_the_log() -
         await topics.create_all(servers, families.load(), 1)
         events = history("lost-log")
         for event in events:
-            await produce(servers, topics.EVENTS, event.key, m.encode(event))
+            await produce(servers, topics.EVENTS, event.key, codec.encode(event))
         await project(stack, url, topics.EVENTS, len(events))
         assert len((await rows(url))["variations"]) == 1
         assert await past_the_log(servers, url) == {}  # in step with its log
@@ -183,7 +182,7 @@ async def test_a_read_model_past_the_log_is_noticed_and_rebuilt_from_the_log() -
         await forget(url)  # what `imagegen dev` does then, before it starts the projector
         since = history("after-the-loss")
         for event in since:
-            await produce(servers, topics.EVENTS, event.key, m.encode(event))
+            await produce(servers, topics.EVENTS, event.key, codec.encode(event))
         await project(stack, url, topics.EVENTS, len(since))
         assert [v[2] for v in (await rows(url))["variations"]] == ["after-the-loss"]  # what the log holds
         assert await past_the_log(servers, url) == {}

@@ -9,8 +9,8 @@ import uuid
 import httpx
 import pytest
 
+from streams import codec, topics
 from streams import messages as m
-from streams import topics
 from tests.integration.kafka import produce, read_until
 
 GEN = m.Generation(prompt="a red bicycle by a canal", seed=7, model="tiny", steps=2, guidance=4.0)
@@ -54,7 +54,7 @@ def concluded(records) -> bool:
 async def test_a_command_delivered_twice_is_handled_once(services, stack):
     # a producer retries: the same CreateVariation arrives twice
     command = create("bicycle-canal")
-    raw = m.encode(command)
+    raw = codec.encode(command)
     await produce(stack.bootstrap_servers, topics.COMMANDS, command.key, raw, raw)
     events = await read_until(stack.bootstrap_servers, topics.EVENTS, concluded, of(command.variation_id))
     kinds = types(events)
@@ -76,21 +76,21 @@ async def test_a_command_delivered_twice_is_handled_once(services, stack):
     assert types(public) == [
         "IMAGE_VARIATION_STARTED", "IMAGE_FAMILY_COMPLETED", "IMAGE_FAMILY_COMPLETED", "IMAGE_VARIATION_COMPLETED"
     ]  # fmt: skip
-    done = m.decode_domain_event(public[-1].value)
+    done = codec.decode_domain_event(public[-1].value)
     assert set(done.public_urls) == {"square", "portrait"}
     assert all(url.endswith(f"/api/images/bicycle-canal/{f}") for f, url in done.public_urls.items())
 
 
 async def test_a_taken_name_is_rejected_in_the_log(services, stack):
     first = create("taken-name", families=("square",))
-    await produce(stack.bootstrap_servers, topics.COMMANDS, first.key, m.encode(first))
+    await produce(stack.bootstrap_servers, topics.COMMANDS, first.key, codec.encode(first))
     await read_until(stack.bootstrap_servers, topics.EVENTS, concluded, of(first.variation_id))
     second = create("taken-name", GEN.model_copy(update={"seed": 8}), families=("square",))
-    await produce(stack.bootstrap_servers, topics.COMMANDS, second.key, m.encode(second))
+    await produce(stack.bootstrap_servers, topics.COMMANDS, second.key, codec.encode(second))
     events = await read_until(
         stack.bootstrap_servers, topics.EVENTS, lambda rs: "VariationRejected" in types(rs), of(first.variation_id)
     )
-    rejected = m.decode_event(events[-1].value)
+    rejected = codec.decode_event(events[-1].value)
     assert isinstance(rejected, m.VariationRejected) and rejected.command_id == second.command_id
     assert types(events).count("VariationRequested") == 1
 
@@ -111,14 +111,14 @@ async def test_an_undecodable_message_goes_to_the_dead_letter_topic_and_its_cons
     assert dead[0].value == garbage
     # the agents are still alive: the next command is handled and its square drawn
     after = create(f"after-garbage-{topic.replace('.', '-')}", families=("square",))
-    await produce(stack.bootstrap_servers, topics.COMMANDS, after.key, m.encode(after))
+    await produce(stack.bootstrap_servers, topics.COMMANDS, after.key, codec.encode(after))
     events = await read_until(stack.bootstrap_servers, topics.EVENTS, concluded, of(after.variation_id))
     assert types(events)[-1] == "VariationCompleted"
 
 
 async def test_a_job_delivered_twice_changes_nothing_downstream(services, stack):
     command = create("twice-drawn", families=("facebook-og",))
-    await produce(stack.bootstrap_servers, topics.COMMANDS, command.key, m.encode(command))
+    await produce(stack.bootstrap_servers, topics.COMMANDS, command.key, codec.encode(command))
     first = await read_until(stack.bootstrap_servers, topics.EVENTS, concluded, of(command.variation_id))
     # the job, as the aggregate sent it, is redelivered after it was done (a rebalance, a worker restart)
     (job,) = await read_until(stack.bootstrap_servers, topics.family("facebook-og"), bool, of(command.variation_id))
@@ -129,7 +129,7 @@ async def test_a_job_delivered_twice_changes_nothing_downstream(services, stack)
         lambda rs: types(rs).count("FamilyCompleted") == 2,
         of(command.variation_id),
     )
-    completed = [m.decode_event(r.value) for r in events if json.loads(r.value)["type"] == "FamilyCompleted"]
+    completed = [codec.decode_event(r.value) for r in events if json.loads(r.value)["type"] == "FamilyCompleted"]
     assert completed[0].event_id == completed[1].event_id  # same cause, same id
     assert completed[0].master == completed[1].master  # same pixels, same bytes
     assert types(events).count("VariationCompleted") == 1 == types(first).count("VariationCompleted")
@@ -140,18 +140,18 @@ async def test_a_job_delivered_twice_changes_nothing_downstream(services, stack)
 
 async def test_a_job_drawn_with_other_weights_than_last_round_says_so(services, stack):
     command = create("weights-changed", families=("facebook-og",))
-    await produce(stack.bootstrap_servers, topics.COMMANDS, command.key, m.encode(command))
+    await produce(stack.bootstrap_servers, topics.COMMANDS, command.key, codec.encode(command))
     await read_until(stack.bootstrap_servers, topics.EVENTS, concluded, of(command.variation_id))
     # a regenerate whose previous round was drawn with weights this worker does not have
     job = job_for(command, 2, expected_weights="sha256:0000")
-    await produce(stack.bootstrap_servers, topics.family("facebook-og"), job.key, m.encode(job))
+    await produce(stack.bootstrap_servers, topics.family("facebook-og"), job.key, codec.encode(job))
     events = await read_until(
         stack.bootstrap_servers,
         topics.EVENTS,
         lambda rs: types(rs).count("FamilyCompleted") == 2,
         of(command.variation_id),
     )
-    first, second = [m.decode_event(r.value) for r in events if json.loads(r.value)["type"] == "FamilyCompleted"]
+    first, second = [codec.decode_event(r.value) for r in events if json.loads(r.value)["type"] == "FamilyCompleted"]
     assert first.warnings == () and first.generation == GEN and first.weights.startswith("sha256:")
     (warning,) = second.warnings
     assert "sha256:0000" in warning and first.weights in warning
@@ -167,7 +167,7 @@ async def test_jobs_waiting_together_are_drawn_together(services, stack):
         round=1,
         generation=GEN.model_copy(update={"steps": 40}),
     )
-    await produce(stack.bootstrap_servers, topics.family("hero"), blocker.key, m.encode(blocker))
+    await produce(stack.bootstrap_servers, topics.family("hero"), blocker.key, codec.encode(blocker))
     # the three share one key, so their order is observable in one partition
     vid = m.variation_id("batch-me")
     waiting = [
@@ -182,13 +182,13 @@ async def test_jobs_waiting_together_are_drawn_together(services, stack):
         for i in range(3)
     ]
     await produce(
-        stack.bootstrap_servers, topics.family("hero"), vid.bytes, *(m.encode(j) for j in waiting), together=True
+        stack.bootstrap_servers, topics.family("hero"), vid.bytes, *(codec.encode(j) for j in waiting), together=True
     )
     events = await read_until(
         stack.bootstrap_servers, topics.EVENTS, lambda rs: types(rs).count("FamilyCompleted") == 3, of(vid)
     )
     # taken in one batch: every job is started before the first one completes
     assert types(events) == ["FamilyStarted"] * 3 + ["FamilyCompleted"] * 3
-    completed = [m.decode_event(r.value) for r in events[3:]]
+    completed = [codec.decode_event(r.value) for r in events[3:]]
     assert [c.job_id for c in completed] == [j.job_id for j in waiting]
     assert len({c.master.bytes for c in completed}) == 3  # three different pictures

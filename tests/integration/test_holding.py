@@ -15,7 +15,7 @@ import pytest
 
 from imagegen.devstack import DevStack
 from imagegen.services import Services
-from streams import clients, topics
+from streams import clients, codec, topics
 from streams import messages as m
 from tests.conftest import ARTIFACTS
 from tests.integration.kafka import produce, read_until
@@ -61,7 +61,7 @@ def job(name: str, priority: m.Priority) -> m.GenerateFamily:
 
 async def post(servers: str, *jobs: m.GenerateFamily) -> None:
     for j in jobs:
-        await produce(servers, topics.family(FAMILY, priority=j.priority == "dx"), j.key, m.encode(j))
+        await produce(servers, topics.family(FAMILY, priority=j.priority == "dx"), j.key, codec.encode(j))
 
 
 async def started(servers: str, settle: float = 4.0) -> set[str]:

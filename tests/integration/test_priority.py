@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from streams import codec, topics
 from streams import messages as m
-from streams import topics
 from tests.integration.kafka import produce, read_until
 
 # slow enough that the backlog outlasts a fetch of the priority topic
@@ -37,11 +37,11 @@ async def test_a_dx_job_overtakes_a_backlog_of_normal_jobs(services, stack):
     # the backlog in one produce request, so the worker fetches it whole and holds it waiting
     # (one partition, as a producer keying by family would put it)
     await produce(
-        stack.bootstrap_servers, topics.family(FAMILY), backlog[0].key, *map(m.encode, backlog), together=True
+        stack.bootstrap_servers, topics.family(FAMILY), backlog[0].key, *map(codec.encode, backlog), together=True
     )
     # the worker is drawing the backlog when the DX job comes
     await read_until(stack.bootstrap_servers, topics.EVENTS, lambda rs: len(started(rs)) > 0)
-    await produce(stack.bootstrap_servers, topics.family(FAMILY, priority=True), dx.key, m.encode(dx))
+    await produce(stack.bootstrap_servers, topics.family(FAMILY, priority=True), dx.key, codec.encode(dx))
 
     records = await read_until(stack.bootstrap_servers, topics.EVENTS, lambda rs: len(started(rs)) == len(ids))
     at = started(records)

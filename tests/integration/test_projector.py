@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from projections.projector import Projector
-from streams import families, topics
+from streams import codec, families, topics
 from streams import messages as m
 from tests.integration.kafka import produce, read_until
 
@@ -78,7 +78,7 @@ async def test_a_history_delivered_twice_projects_once_and_resumes_from_its_posi
     topic = f"test.events.{uuid.uuid4().hex[:8]}"
     events = history("lighthouse-dawn")
     for event in events:  # every event delivered twice, as at-least-once delivery may
-        await produce(stack.bootstrap_servers, topic, event.key, m.encode(event), m.encode(event))
+        await produce(stack.bootstrap_servers, topic, event.key, codec.encode(event), codec.encode(event))
     first = await project(stack, database, topic, len(events))
     assert first.applied == len(events)
     tables = await rows(database)
@@ -102,7 +102,7 @@ async def test_a_rebuild_from_offset_zero_equals_the_live_read_model(stack, data
     topic = f"test.events.{uuid.uuid4().hex[:8]}"
     events = history("rebuild-me")
     for event in events:
-        await produce(stack.bootstrap_servers, topic, event.key, m.encode(event))
+        await produce(stack.bootstrap_servers, topic, event.key, codec.encode(event))
     await project(stack, database, topic, len(events))
     live = await rows(database)
     async with await psycopg.AsyncConnection.connect(stack.postgres.admin_url, autocommit=True) as admin:
@@ -119,7 +119,7 @@ async def test_an_undecodable_event_is_dead_lettered_and_projection_goes_on(stac
     key = events[0].key
     await produce(stack.bootstrap_servers, topic, key, b'{"type": "VariationRequested", "version": 1}')
     for event in events:
-        await produce(stack.bootstrap_servers, topic, key, m.encode(event))
+        await produce(stack.bootstrap_servers, topic, key, codec.encode(event))
     projector = await project(stack, database, topic, len(events))
     assert projector.applied == len(events)
     dead = await read_until(
@@ -131,7 +131,7 @@ async def test_an_undecodable_event_is_dead_lettered_and_projection_goes_on(stac
 
 def as_version_1(event: m.Event) -> bytes:
     """`event` as the version-1 writers put it on the log: no framing fields on its derivatives."""
-    data = json.loads(m.encode(event))
+    data = json.loads(codec.encode(event))
     if data["type"] == "FamilyCompleted":
         data["version"] = 1
         for d in data["derivatives"]:
@@ -149,7 +149,7 @@ async def test_a_log_with_version_1_events_reads_as_the_same_read_model(stack, d
     old, new = (f"test.events.{uuid.uuid4().hex[:8]}" for _ in range(2))
     for event in events:
         await produce(stack.bootstrap_servers, old, event.key, as_version_1(event))
-        await produce(stack.bootstrap_servers, new, event.key, m.encode(event))
+        await produce(stack.bootstrap_servers, new, event.key, codec.encode(event))
     assert b'"version":1' in as_version_1(events[2]).replace(b" ", b"")
     await project(stack, database, old, len(events))
     async with await psycopg.AsyncConnection.connect(stack.postgres.admin_url, autocommit=True) as admin:

@@ -15,8 +15,8 @@ import pytest
 
 from imagegen.devstack import DevStack
 from imagegen.services import Services
+from streams import codec, topics
 from streams import messages as m
-from streams import topics
 from tests.conftest import ARTIFACTS
 from tests.integration.kafka import produce, read_until
 
@@ -49,7 +49,7 @@ def job(name: str, steps: int) -> m.GenerateFamily:
 
 async def drawing(servers: str, j: m.GenerateFamily) -> None:
     """Until the worker has reported a step of `j`."""
-    await produce(servers, topics.family(FAMILY), j.key, m.encode(j))
+    await produce(servers, topics.family(FAMILY), j.key, codec.encode(j))
     await read_until(servers, topics.PROGRESS, lambda rs: bool(rs), lambda r: r.key == j.key)
 
 

@@ -17,8 +17,8 @@ from psycopg.conninfo import make_conninfo
 
 from imagegen.config import Settings
 from projections import migrations
+from streams import codec, topics
 from streams import messages as m
-from streams import topics
 from tests.integration.kafka import produce, read_until
 from tests.webhook_receiver import Receiver
 from webhooks import store
@@ -114,7 +114,7 @@ async def test_a_receiver_that_keeps_failing_gets_every_attempt_further_apart_th
         wanted = settings(stack, database, max_attempts=4, backoff_s=0.1, backoff_max_s=0.3)
         async with dispatcher(wanted, topic, f"it-{topic}"):
             event = completed()
-            await produce(stack.bootstrap_servers, topic, event.key, m.encode(event))
+            await produce(stack.bootstrap_servers, topic, event.key, codec.encode(event))
             (delivery,) = await log_of(db, sid, lambda log: log and log[0]["status"] == "failed")
             await asyncio.sleep(0.5)  # and nothing more comes
         tries = receiver.at("/down")
@@ -135,10 +135,10 @@ async def test_410_gone_turns_the_subscription_off(stack, database, db, topic):
         receiver.secrets.update({"/gone": SECRET, "/other": SECRET})
         async with dispatcher(settings(stack, database, backoff_s=0.05), topic, f"it-{topic}"):
             first = completed()
-            await produce(stack.bootstrap_servers, topic, first.key, m.encode(first))
+            await produce(stack.bootstrap_servers, topic, first.key, codec.encode(first))
             (delivery,) = await log_of(db, gone, lambda log: log and log[0]["status"] == "failed")
             second = completed()  # after the 410: for the other subscription only
-            await produce(stack.bootstrap_servers, topic, second.key, m.encode(second))
+            await produce(stack.bootstrap_servers, topic, second.key, codec.encode(second))
             await log_of(db, other, lambda log: [d["status"] for d in log] == ["delivered"] * 2)
         subscription = await store.subscription(db, gone)
     assert delivery["attempts"] == 1 and delivery["lastStatusCode"] == 410
@@ -155,7 +155,7 @@ async def test_a_restarted_dispatcher_goes_on_with_the_deliveries_still_pending(
         wanted = settings(stack, database, backoff_s=0.3, max_attempts=50)
         event = completed()
         async with dispatcher(wanted, topic, f"it-{topic}"):
-            await produce(stack.bootstrap_servers, topic, event.key, m.encode(event))
+            await produce(stack.bootstrap_servers, topic, event.key, codec.encode(event))
             await receiver.until(lambda r: r.at("/later"))
         # stopped while the delivery waits for its next attempt
         (pending,) = await store.deliveries(db, sid, 100)
@@ -181,7 +181,7 @@ async def test_a_redelivered_event_is_delivered_once_and_an_undecodable_one_is_d
             id=uuid.uuid4(), time=m.utcnow(), correlation_id=uuid.uuid4(), variation_id=VARIATION, family_count=1
         )
         # at-least-once: the same event twice, one no reader understands, then more (one partition, in order)
-        wires = [m.encode(first), m.encode(first), b"{not json", m.encode(started), m.encode(second)]
+        wires = [codec.encode(first), codec.encode(first), b"{not json", codec.encode(started), codec.encode(second)]
         async with dispatcher(settings(stack, database), topic, f"it-{topic}"):
             await produce(stack.bootstrap_servers, topic, first.key, *wires)
             log = await log_of(db, sid, lambda log: len(log) == 3 and {d["status"] for d in log} == {"delivered"})
@@ -196,7 +196,11 @@ async def test_a_redelivered_event_is_delivered_once_and_an_undecodable_one_is_d
     received = receiver.at("/all")
     assert sorted(r.event["id"] for r in received) == sorted(str(e.id) for e in (first, started, second))
     assert all(r.accepted and r.signed for r in received)
-    assert {r.body for r in received} == {m.encode(first), m.encode(started), m.encode(second)}  # the wire, as is
+    assert {r.body for r in received} == {
+        codec.encode(first),
+        codec.encode(started),
+        codec.encode(second),
+    }  # the wire, as is
     assert [r.event_type for r in receiver.at("/completed")] == ["IMAGE_VARIATION_COMPLETED"] * 2
     (letter,) = dead
     assert letter.value == b"{not json" and b"not JSON" in dict(letter.headers)["reason"]

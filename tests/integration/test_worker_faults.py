@@ -21,8 +21,8 @@ import pytest
 
 from imagegen.devstack import DevStack
 from imagegen.services import Services
+from streams import codec, topics
 from streams import messages as m
-from streams import topics
 from tests.conftest import ARTIFACTS
 from tests.integration.kafka import produce, read_until
 
@@ -99,7 +99,7 @@ async def kill_one_mid_drawing(stack: DevStack, services: Services, drew_first: 
     names = [f"ferry-{i}" for i in range(JOBS)]
     for name in names:
         command = create(name)
-        await produce(servers, topics.COMMANDS, command.key, m.encode(command))
+        await produce(servers, topics.COMMANDS, command.key, codec.encode(command))
     pids = {p.pid: name for name, p in services.processes.items() if name.startswith("worker")}
 
     def ready_to_kill(records) -> bool:

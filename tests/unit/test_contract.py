@@ -11,7 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from streams import contract, domain, families
+from streams import codec, contract, domain, families
 from streams import messages as m
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -42,7 +42,7 @@ def test_every_reference_resolves_and_every_message_type_has_a_channel() -> None
     for ref in refs(DOC):
         resolve(ref)  # a KeyError names a dangling reference
     carried = {name for channel in DOC["channels"].values() for name in channel.get("messages", {})}
-    for union in (m.AnyCommand, m.AnyEvent, m.AnyDomainEvent):
+    for union in (codec.AnyCommand, codec.AnyEvent, codec.AnyDomainEvent):
         for model in typing.get_args(typing.get_args(union)[0]):
             assert model.model_fields["type"].default in carried, model.__name__
     assert {"GenerateFamily", "WorkerHeartbeat"} <= carried
@@ -51,7 +51,7 @@ def test_every_reference_resolves_and_every_message_type_has_a_channel() -> None
 
 def validate(message: m.Message | m.DomainEvent) -> None:
     """`message`, as it goes on the wire, against the document's schema for its type."""
-    wire = json.loads(m.encode(message))
+    wire = json.loads(codec.encode(message))
     payload = DOC["components"]["messages"][wire["type"]]["payload"]
     jsonschema.Draft202012Validator({**payload, "components": DOC["components"]}).validate(wire)
 
@@ -81,7 +81,7 @@ def test_what_a_variation_s_life_sends_fits_the_document() -> None:
         state, more = domain.handle(state, outcome, NOW)
         messages += [outcome, *more]
         messages += [p for e in [outcome, *more] for p in domain.public_events(state or before, e)]
-    types = {json.loads(m.encode(x))["type"] for x in messages}
+    types = {json.loads(codec.encode(x))["type"] for x in messages}
     assert {"VariationRequested", "GenerateFamily", "FamilyCompleted", "VariationPartial"} <= types
     assert {"IMAGE_FAMILY_COMPLETED", "IMAGE_VARIATION_PARTIAL"} <= types
     for message in messages:
@@ -103,7 +103,7 @@ def test_what_a_cancellation_and_its_live_status_send_fits_the_document() -> Non
                                 job_id=job.job_id, family="hero", round=1, attempt=1, at_step=8, steps=30)  # fmt: skip
     public = [p for e in more for p in domain.public_events(state, e)]
     messages = [cancel, *more, *public, progress, stopped]
-    assert [json.loads(m.encode(x))["type"] for x in messages] == [
+    assert [json.loads(codec.encode(x))["type"] for x in messages] == [
         "CancelVariation", "VariationCancelled", "IMAGE_VARIATION_CANCELLED", "FamilyProgress", "FamilyCancelled"
     ]  # fmt: skip
     for message in messages:

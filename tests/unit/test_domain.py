@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from streams import domain
+from streams import codec, domain
 from streams import messages as m
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -175,17 +175,17 @@ def test_public_events_carry_the_original_products_payloads(kind):
     assert family.images["square-d"] == m.ImageRef(url="http://x/square-d", width=8, height=8,
                                                    content_type="image/webp")  # fmt: skip
     assert family.images["square"].url == "http://x/square" and family.version == 2
-    v1 = json.loads(m.encode(family))
+    v1 = json.loads(codec.encode(family))
     v1["version"] = 1
     del v1["images"]
-    assert m.decode_domain_event(json.dumps(v1)).images == {  # type: ignore[attr-defined]
+    assert codec.decode_domain_event(json.dumps(v1)).images == {  # type: ignore[attr-defined]
         "square": m.ImageRef(url="http://x/square"),
         "square-d": m.ImageRef(url="http://x/square-d"),
     }
     last = completed(landscape) if kind == "completed" else failed(landscape)
     state, out = run(state, last)
     (public,) = domain.public_events(state, out[0])
-    wire = m.encode(public)
+    wire = codec.encode(public)
     assert b'"variationId"' in wire
     if kind == "completed":
         assert public.type == "IMAGE_VARIATION_COMPLETED"
@@ -193,7 +193,7 @@ def test_public_events_carry_the_original_products_payloads(kind):
     else:
         assert public.type == "IMAGE_VARIATION_PARTIAL"
         assert public.partial_urls == {"square": "http://x/square"} and public.errors == {"landscape": "boom"}
-    assert m.decode_domain_event(wire) == public
+    assert codec.decode_domain_event(wire) == public
 
 
 def test_undecodable_messages_say_why():
@@ -204,40 +204,40 @@ def test_undecodable_messages_say_why():
         (b'{"type": "CreateVariation", "version": 9}', "unsupported version"),
         (b'{"type": "CreateVariation"}', "command_id"),
     ]:
-        with pytest.raises(m.UndecodableMessage, match=reason):
-            m.decode_any(raw)
+        with pytest.raises(codec.UndecodableMessage, match=reason):
+            codec.decode_any(raw)
 
 
 def test_a_version_1_family_completed_is_upcast_to_the_current_version():
     _, out = run(None, create(families=("square",)))
     current = completed(jobs(out)[0])
-    wire = json.loads(m.encode(current))
+    wire = json.loads(codec.encode(current))
     wire["version"] = 1
     wire["derivatives"] = [{"name": "og-square", "key": "k", "url": "u", "width": 1200, "height": 1200,
                             "bytes": 9, "crop": [0, 0, 1024, 1024]}]  # fmt: skip
     del wire["subject"], wire["subject_reason"]
-    read = m.decode_event(json.dumps(wire))
-    assert read.version == 2 == m.VERSIONS["FamilyCompleted"]
+    read = codec.decode_event(json.dumps(wire))
+    assert read.version == 2 == codec.VERSIONS["FamilyCompleted"]
     (og,) = read.derivatives
     # version 1 framed every crop with libvips' entropy smartcrop; the crop box gives the scale
     assert (og.crop_reason, og.scale, og.crop_clear) == ("entropy", 1.1719, None)
     wire["version"] = 3
-    with pytest.raises(m.UndecodableMessage, match="unsupported version 3"):
-        m.decode_event(json.dumps(wire))
+    with pytest.raises(codec.UndecodableMessage, match="unsupported version 3"):
+        codec.decode_event(json.dumps(wire))
 
 
 def test_every_message_is_written_at_its_type_s_current_version():
-    for union in (m.AnyCommand, m.AnyEvent, m.AnyDomainEvent):
+    for union in (codec.AnyCommand, codec.AnyEvent, codec.AnyDomainEvent):
         for cls in typing.get_args(typing.get_args(union)[0]):
             kind = cls.model_fields["type"].default
-            assert cls.model_fields["version"].default == m.VERSIONS.get(kind, 1), kind
+            assert cls.model_fields["version"].default == codec.VERSIONS.get(kind, 1), kind
 
 
 def test_messages_round_trip_on_the_wire():
     _, out = run(None, create())
     for message in out:
-        raw = m.encode(message)
-        decoded = m.decode_work(raw) if isinstance(message, m.GenerateFamily) else m.decode_any(raw)
+        raw = codec.encode(message)
+        decoded = codec.decode_work(raw) if isinstance(message, m.GenerateFamily) else codec.decode_any(raw)
         assert decoded == message
 
 
@@ -272,9 +272,9 @@ def test_a_create_naming_unknown_families_is_rejected():
 
 
 def test_a_create_whose_id_is_not_derived_from_its_name_is_undecodable():
-    raw = m.encode(create()).replace(str(m.variation_id("hero-sunset-beach")).encode(), str(uuid.uuid4()).encode())
-    with pytest.raises(m.UndecodableMessage, match="uuid5"):
-        m.decode_command(raw)
+    raw = codec.encode(create()).replace(str(m.variation_id("hero-sunset-beach")).encode(), str(uuid.uuid4()).encode())
+    with pytest.raises(codec.UndecodableMessage, match="uuid5"):
+        codec.decode_command(raw)
 
 
 def test_a_regenerate_tells_each_job_the_weights_its_family_was_drawn_with():
@@ -354,8 +354,8 @@ def test_a_concluded_variation_is_not_cancelled() -> None:
 def test_a_version_1_create_and_request_are_upcast_to_variations_outside_any_set() -> None:
     cmd = create()
     _, out = run(None, cmd)
-    for message, decode in ((cmd, m.decode_command), (out[0], m.decode_event)):
-        v1 = json.loads(m.encode(message))
+    for message, decode in ((cmd, codec.decode_command), (out[0], codec.decode_event)):
+        v1 = json.loads(codec.encode(message))
         assert v1["version"] == 2 and v1["variant_set"] is None
         v1["version"] = 1
         del v1["variant_set"], v1["variant"]
