@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer
 
-from streams import codec
+from streams import codec, domain_events
 from streams import messages as m
 
 log = logging.getLogger("seo")
@@ -40,10 +40,10 @@ TWITTER_SQUARE = ("twitter-card", "og-square", "profile")
 class Page:
     """What the SEO service knows of one variation."""
 
-    images: dict[str, m.ImageRef] = field(default_factory=dict)
+    images: dict[str, domain_events.ImageRef] = field(default_factory=dict)
     status: str = "generating"
 
-    def first(self, names: tuple[str, ...]) -> tuple[str, m.ImageRef] | None:
+    def first(self, names: tuple[str, ...]) -> tuple[str, domain_events.ImageRef] | None:
         return next(((n, self.images[n]) for n in names if n in self.images), None)
 
 
@@ -51,20 +51,20 @@ class SeoIndex:
     def __init__(self) -> None:
         self.pages: dict[uuid.UUID, Page] = {}
 
-    def apply(self, event: m.DomainEvent) -> None:
+    def apply(self, event: domain_events.DomainEvent) -> None:
         page = self.pages.setdefault(event.variation_id, Page())
         match event:
-            case m.ImageVariationStarted():
+            case domain_events.ImageVariationStarted():
                 page.status = "generating"  # a regenerate keeps the URLs: the files are replaced in place
-            case m.ImageFamilyCompleted() as e:
+            case domain_events.ImageFamilyCompleted() as e:
                 page.images.update(e.images)
-            case m.ImageVariationCompleted():
+            case domain_events.ImageVariationCompleted():
                 page.status = "completed"
-            case m.ImageVariationPartial():
+            case domain_events.ImageVariationPartial():
                 page.status = "partial"
-            case m.ImageVariationFailed():
+            case domain_events.ImageVariationFailed():
                 page.status = "failed"
-            case m.ImageVariationCancelled():
+            case domain_events.ImageVariationCancelled():
                 page.status = "cancelled"  # the families drawn before keep their images
 
     def meta_tags(self, variation_id: uuid.UUID, alt: str = "") -> list[str]:
@@ -85,7 +85,7 @@ class SeoIndex:
         return [f'<meta {attr}="{name}" content="{html.escape(value)}">' for attr, name, value in tags]
 
 
-def _image_tags(attr: str, name: str, image: m.ImageRef) -> list[tuple[str, str, str]]:
+def _image_tags(attr: str, name: str, image: domain_events.ImageRef) -> list[tuple[str, str, str]]:
     tags = [(attr, name, image.url)]
     if image.width and image.height:
         tags += [(attr, f"{name}:width", str(image.width)), (attr, f"{name}:height", str(image.height))]

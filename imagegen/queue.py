@@ -48,6 +48,7 @@ def cmd_status(args: argparse.Namespace) -> None:
     from rich.table import Table
 
     from streams import messages as m
+    from streams import operational
 
     s, names = settings(), family_table().names
     waiting, paused, workers = asyncio.run(_state(names))
@@ -55,7 +56,7 @@ def cmd_status(args: argparse.Namespace) -> None:
     table = Table("family", "normal waiting", "dx waiting", "held", "live workers", box=None)
     for family in names:
         held = "normal: peak hours" if in_peak else "-"
-        if paused.get(m.ALL_FAMILIES) or paused.get(family):
+        if paused.get(operational.ALL_FAMILIES) or paused.get(family):
             held = "paused"
         live = "?" if workers is None else str(sum(w["live"] and family in w["families"] for w in workers))
         table.add_row(family, str(waiting[(family, "normal")]), str(waiting[(family, "dx")]), held, live)
@@ -153,10 +154,11 @@ def cmd_clear(args: argparse.Namespace) -> None:
 
 def cmd_queue(args: argparse.Namespace) -> None:
     from streams import messages as m
+    from streams import operational
 
     named = _named(args)
-    names = [m.ALL_FAMILIES] if args.all else named
-    asyncio.run(_say([m.QueueControl(family=f, paused=args.paused, sent_at=m.utcnow()) for f in names]))
+    names = [operational.ALL_FAMILIES] if args.all else named
+    asyncio.run(_say([operational.QueueControl(family=f, paused=args.paused, sent_at=m.utcnow()) for f in names]))
     print(f"{'paused' if args.paused else 'resumed'}: {'every family' if args.all else ', '.join(names)}")
 
 

@@ -9,8 +9,7 @@ import logging
 
 import psycopg
 
-from streams import clients, codec, topics
-from streams import messages as m
+from streams import clients, codec, operational, topics
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +24,7 @@ UPSERT = """insert into workers (worker, families, models_loaded, device, free_m
             where workers.seen_at < excluded.seen_at"""
 
 
-async def record(conn: psycopg.AsyncConnection, beats: list[m.WorkerHeartbeat]) -> None:
+async def record(conn: psycopg.AsyncConnection, beats: list[operational.WorkerHeartbeat]) -> None:
     async with conn.transaction(), conn.cursor() as cur:
         await cur.executemany(
             UPSERT,

@@ -16,7 +16,7 @@ import faust
 from imagegen import logs
 from imagegen.config import Settings
 from imagegen.storage import StorageError, open_storage
-from streams import clients, codec, domain, kafka, topics
+from streams import clients, codec, domain, domain_events, kafka, operational, topics
 from streams import messages as m
 from streams.control import QueueControls
 from streams.families import FamilyTable
@@ -71,11 +71,11 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
         )
         await sent
 
-    async def send(message: m.Message | m.DomainEvent) -> None:
+    async def send(message: m.Message | domain_events.DomainEvent) -> None:
         match message:
             case m.GenerateFamily() as job:
                 name = topics.family(job.family, priority=job.priority == "dx")
-            case m.DomainEvent():
+            case domain_events.DomainEvent():
                 name = topics.DOMAIN_EVENTS
             case m.VariationCancelled():
                 name = topics.EVENTS
@@ -151,9 +151,9 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
         await app.send(topics.WORKERS, key=beat.key, value=codec.encode(beat))
 
     controls = QueueControls(settings.peak)
-    steps: asyncio.Queue[m.FamilyProgress] = asyncio.Queue(maxsize=10_000)
+    steps: asyncio.Queue[operational.FamilyProgress] = asyncio.Queue(maxsize=10_000)
 
-    def report(progress: m.FamilyProgress) -> None:
+    def report(progress: operational.FamilyProgress) -> None:
         """A denoising step done, from the drawing thread by way of the loop; sent in order."""
         with contextlib.suppress(asyncio.QueueFull):  # live status only: never hold a drawing up
             steps.put_nowait(progress)

@@ -13,29 +13,29 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from streams.messages import (
-    AbandonFamily,
-    CancelVariation,
-    Command,
-    CreateVariation,
+from streams.domain_events import (
     DomainEvent,
-    Event,
-    FamilyAbandoned,
-    FamilyCancelled,
-    FamilyCompleted,
-    FamilyFailed,
-    FamilyProgress,
-    FamilyRetryRequested,
-    FamilyStarted,
-    GenerateFamily,
     ImageFamilyCompleted,
     ImageVariationCancelled,
     ImageVariationCompleted,
     ImageVariationFailed,
     ImageVariationPartial,
     ImageVariationStarted,
+)
+from streams.messages import (
+    AbandonFamily,
+    CancelVariation,
+    Command,
+    CreateVariation,
+    Event,
+    FamilyAbandoned,
+    FamilyCancelled,
+    FamilyCompleted,
+    FamilyFailed,
+    FamilyRetryRequested,
+    FamilyStarted,
+    GenerateFamily,
     Message,
-    QueueControl,
     RegenerateVariation,
     RegenerationRequested,
     RetryFamily,
@@ -45,8 +45,8 @@ from streams.messages import (
     VariationPartial,
     VariationRejected,
     VariationRequested,
-    WorkerHeartbeat,
 )
+from streams.operational import FamilyProgress, QueueControl, WorkerHeartbeat
 
 # --- the wire -------------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from streams import codec, topics
+from streams import codec, operational, topics
 from streams import messages as m
 from streams.families import FamilyTable
 
@@ -82,13 +82,21 @@ def _operation(action: str, channel: str, summary: str) -> dict[str, Any]:
 
 def document(table: FamilyTable) -> dict[str, Any]:
     """The AsyncAPI 3.0 document for a deployment serving `table`'s families."""
-    every = (*COMMANDS, *EVENTS, m.GenerateFamily, *DOMAIN_EVENTS, m.WorkerHeartbeat, m.FamilyProgress, m.QueueControl)
+    every = (
+        *COMMANDS,
+        *EVENTS,
+        m.GenerateFamily,
+        *DOMAIN_EVENTS,
+        operational.WorkerHeartbeat,
+        operational.FamilyProgress,
+        operational.QueueControl,
+    )
     _, schemas = models_json_schema(
         [(model, "serialization") for model in every], ref_template="#/components/schemas/{model}"
     )
     keys = {
-        m.WorkerHeartbeat: {"type": "string", "description": "the worker's host:pid"},
-        m.QueueControl: {"type": "string", "description": "the family, or * for every family"},
+        operational.WorkerHeartbeat: {"type": "string", "description": "the worker's host:pid"},
+        operational.QueueControl: {"type": "string", "description": "the family, or * for every family"},
     }
     family = {"family": {"enum": list(table.names), "description": "an aspect family of the deployment's family table"}}
     messages = {
@@ -118,12 +126,16 @@ def document(table: FamilyTable) -> dict[str, Any]:
             EVENTS,
         ),
         "familyWork": _channel(
-            "imagegen.family.{family}", "One job per family of a variation, for that family's workers.",
-            (m.GenerateFamily,), parameters=family,
+            "imagegen.family.{family}",
+            "One job per family of a variation, for that family's workers.",
+            (m.GenerateFamily,),
+            parameters=family,
         ),
         "familyPriorityWork": _channel(
-            "imagegen.family.{family}.priority", "DX jobs (isDxJob), taken before any normal job.",
-            (m.GenerateFamily,), parameters=family,
+            "imagegen.family.{family}.priority",
+            "DX jobs (isDxJob), taken before any normal job.",
+            (m.GenerateFamily,),
+            parameters=family,
         ),
         "domainEvents": _channel(
             topics.DOMAIN_EVENTS,
@@ -131,22 +143,25 @@ def document(table: FamilyTable) -> dict[str, Any]:
             DOMAIN_EVENTS,
         ),
         "progress": _channel(
-            topics.PROGRESS, "Denoising steps of the jobs being drawn: ephemeral live status, not part of the log.",
-            (m.FamilyProgress,),
+            topics.PROGRESS,
+            "Denoising steps of the jobs being drawn: ephemeral live status, not part of the log.",
+            (operational.FamilyProgress,),
         ),
-        "workers": _channel(topics.WORKERS, "Worker heartbeats: ephemeral, not part of the log.", (m.WorkerHeartbeat,)),
+        "workers": _channel(
+            topics.WORKERS, "Worker heartbeats: ephemeral, not part of the log.", (operational.WorkerHeartbeat,)
+        ),
         "control": _channel(
             topics.CONTROL,
             "Queue pause and resume, and cancelled rounds: every worker reads it whole and holds what it says; "
             "the last word per family (or * for all) stands, and a cancelled round's jobs are let go.",
-            (m.QueueControl, m.VariationCancelled),
+            (operational.QueueControl, m.VariationCancelled),
         ),
         "deadLetter": {
             "address": topics.DEAD_LETTER,
             "description": "Messages that could not be decoded or handled, as they came, with headers "
             "`reason`, `topic`, `partition` and `offset`. Their payload is whatever was sent.",
         },
-    }  # fmt: skip
+    }
     operations = {
         "receiveCommands": _operation("receive", "commands", "Create, regenerate, cancel a variation; retry a family."),
         "sendEvents": _operation("send", "events", "Record what happened to each variation."),

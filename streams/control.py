@@ -15,7 +15,7 @@ from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams import clients, codec, topics
+from streams import clients, codec, operational, topics
 from streams import messages as m
 from streams.peak import PeakHours
 
@@ -31,9 +31,9 @@ class QueueControls:
         self.ready = asyncio.Event()  # set once the control topic is read to its end
         self.stopping = False  # the worker is stopping: it takes no new job
 
-    def apply(self, control: m.QueueControl | m.VariationCancelled) -> None:
+    def apply(self, control: operational.QueueControl | m.VariationCancelled) -> None:
         match control:
-            case m.QueueControl():
+            case operational.QueueControl():
                 self.paused[control.family] = control.paused
             case m.VariationCancelled():
                 self.cancelled[control.variation_id] = max(control.round, self.cancelled.get(control.variation_id, 0))
@@ -48,7 +48,7 @@ class QueueControls:
             return "the worker is stopping"
         if not self.ready.is_set():
             return "reading the queue's pauses"
-        if self.paused.get(m.ALL_FAMILIES) or self.paused.get(family):
+        if self.paused.get(operational.ALL_FAMILIES) or self.paused.get(family):
             return "paused"
         if not dx and self.peak.covers(now):
             return f"peak hours ({self.peak})"

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from streams import domain_events
 from streams import messages as m
 from streams.brand import BrandPolicy
 
@@ -293,7 +294,7 @@ def _applies(state: State, outcome: m.FamilyCompleted | m.FamilyFailed) -> bool:
     )
 
 
-def public_events(state: State, event: m.Message) -> list[m.DomainEvent]:
+def public_events(state: State, event: m.Message) -> list[domain_events.DomainEvent]:
     """The public domain events an internal event announces (the original product's contract)."""
     if state is None or not isinstance(event, m.Event):
         return []
@@ -306,26 +307,28 @@ def public_events(state: State, event: m.Message) -> list[m.DomainEvent]:
     masters = {f: o.master_url for f, o in state.outcomes.items() if o.master_url}
     match event:
         case m.VariationRequested() | m.RegenerationRequested():
-            return [m.ImageVariationStarted(**common, family_count=len(state.families))]  # type: ignore[arg-type]
+            return [domain_events.ImageVariationStarted(**common, family_count=len(state.families))]  # type: ignore[arg-type]
         case m.FamilyCompleted() as e:
             return [
-                m.ImageFamilyCompleted(
+                domain_events.ImageFamilyCompleted(
                     **common,  # type: ignore[arg-type]
                     family_name=e.family,
                     public_url=e.master.url,
                     derivative_urls={d.name: d.url for d in e.derivatives},
                     images={
-                        i.name: m.ImageRef(url=i.url, width=i.width, height=i.height, content_type=i.content_type)
+                        i.name: domain_events.ImageRef(
+                            url=i.url, width=i.width, height=i.height, content_type=i.content_type
+                        )
                         for i in (e.master, *e.derivatives)
                     },
                 )
             ]
         case m.VariationCompleted():
-            return [m.ImageVariationCompleted(**common, public_urls=masters)]  # type: ignore[arg-type]
+            return [domain_events.ImageVariationCompleted(**common, public_urls=masters)]  # type: ignore[arg-type]
         case m.VariationPartial() as e:
-            return [m.ImageVariationPartial(**common, partial_urls=masters, errors=e.failed)]  # type: ignore[arg-type]
+            return [domain_events.ImageVariationPartial(**common, partial_urls=masters, errors=e.failed)]  # type: ignore[arg-type]
         case m.VariationFailed() as e:
-            return [m.ImageVariationFailed(**common, error_message=e.error_message)]  # type: ignore[arg-type]
+            return [domain_events.ImageVariationFailed(**common, error_message=e.error_message)]  # type: ignore[arg-type]
         case m.VariationCancelled():
-            return [m.ImageVariationCancelled(**common, public_urls=masters)]  # type: ignore[arg-type]
+            return [domain_events.ImageVariationCancelled(**common, public_urls=masters)]  # type: ignore[arg-type]
     return []

@@ -22,7 +22,7 @@ from inference.cutting import Cut, Encoding, cut_master
 from inference.framing import Subject
 from inference.generation import GenerationParams, batch_key, generate_batch
 from inference.models import Pipelines
-from streams import brand
+from streams import brand, operational
 from streams import messages as m
 from streams.families import FamilyTable
 
@@ -40,7 +40,7 @@ def out_of_memory(exc: BaseException) -> bool:
 
 Outcome = m.FamilyCompleted | m.FamilyFailed | m.FamilyCancelled
 Cancelled = Callable[[m.GenerateFamily], bool]  # asked from the drawing thread too
-Report = Callable[[m.FamilyProgress], None]  # called on the event loop
+Report = Callable[[operational.FamilyProgress], None]  # called on the event loop
 
 
 class Released(Exception):
@@ -147,9 +147,9 @@ class FamilyJobs:
             return False
         return True
 
-    def heartbeat(self, families: tuple[str, ...]) -> m.WorkerHeartbeat:
+    def heartbeat(self, families: tuple[str, ...]) -> operational.WorkerHeartbeat:
         free, total, allocated = memory(self.pipelines.device)
-        return m.WorkerHeartbeat(
+        return operational.WorkerHeartbeat(
             worker=WORKER,
             families=families,
             models_loaded=tuple(self.pipelines.loaded()),
@@ -164,9 +164,17 @@ class FamilyJobs:
     def started(self, job: m.GenerateFamily) -> m.FamilyStarted:
         return m.FamilyStarted(**_about(job, "started"), worker=WORKER)
 
-    def progress(self, job: m.GenerateFamily, step: int, steps: int) -> m.FamilyProgress:
-        return m.FamilyProgress(variation_id=job.variation_id, job_id=job.job_id, family=job.family, round=job.round,
-                                attempt=job.attempt, step=step, steps=steps, sent_at=m.utcnow())  # fmt: skip
+    def progress(self, job: m.GenerateFamily, step: int, steps: int) -> operational.FamilyProgress:
+        return operational.FamilyProgress(
+            variation_id=job.variation_id,
+            job_id=job.job_id,
+            family=job.family,
+            round=job.round,
+            attempt=job.attempt,
+            step=step,
+            steps=steps,
+            sent_at=m.utcnow(),
+        )
 
     def _draw(self, batch: list[m.GenerateFamily], on_step: Callable[[int, int], None]) -> list[Drawn]:
         first = batch[0]

@@ -12,11 +12,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from api.problems import Problem, field_errors, json_body, query_int
-from streams import messages as m
+from streams import domain_events
 from webhooks import store
 
 # the public domain event types, as the contract names them
-EVENT_TYPES = tuple(cls.model_fields["type"].default for cls in m.DomainEvent.__subclasses__())
+EVENT_TYPES = tuple(cls.model_fields["type"].default for cls in domain_events.DomainEvent.__subclasses__())
 
 
 class SubscriptionBody(BaseModel):

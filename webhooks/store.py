@@ -12,7 +12,7 @@ from typing import Any, Literal
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from streams import codec
+from streams import codec, domain_events
 from streams import messages as m
 
 Status = Literal["pending", "delivered", "failed"]
@@ -108,7 +108,7 @@ async def deliveries(conn: AsyncConnection, sid: uuid.UUID, limit: int) -> list[
 # --- the dispatcher's side ------------------------------------------------------------------------
 
 
-async def enqueue(conn: AsyncConnection, events: Sequence[m.DomainEvent]) -> int:
+async def enqueue(conn: AsyncConnection, events: Sequence[domain_events.DomainEvent]) -> int:
     """A pending delivery of each event to each active subscription that wants it; returns how many
     were new. A subscription wants the types it names (all when it names none) that happen from its
     creation on. An event seen again finds its deliveries there already and adds nothing."""

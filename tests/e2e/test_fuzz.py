@@ -34,7 +34,7 @@ from schemathesis.specs.openapi.checks import (
 
 from imagegen.devstack import DevStack, free_port
 from imagegen.services import Services
-from streams import codec, topics
+from streams import codec, operational, topics
 from streams import messages as m
 from tests.conftest import ARTIFACTS
 from tests.integration.kafka import produce
@@ -84,7 +84,7 @@ def history() -> list[m.Event]:
 
 def seed(stack: DevStack, api: str) -> tuple[str, str]:
     """The seeded history in the read model, its images in storage, a live worker, two webhooks: their ids."""
-    heartbeat = m.WorkerHeartbeat(worker="w:1", families=("square",), models_loaded=("tiny",), device="cpu",
+    heartbeat = operational.WorkerHeartbeat(worker="w:1", families=("square",), models_loaded=("tiny",), device="cpu",
                                   free_memory_bytes=2**30, interval_s=60, sent_at=datetime.now(UTC))  # fmt: skip
 
     async def send() -> None:

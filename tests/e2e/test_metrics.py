@@ -41,11 +41,11 @@ async def test_a_gpu_worker_s_memory_is_exposed(api: httpx.Client, stack) -> Non
     the projector's worker tracking, to /metrics. CPU workers have no such series."""
     import asyncio
 
-    from streams import codec, topics
+    from streams import codec, operational, topics
     from streams import messages as m
     from tests.integration.kafka import produce
 
-    beat = m.WorkerHeartbeat(worker="gpu-box:1", families=("hero",), models_loaded=("tiny",), device="cuda:0",
+    beat = operational.WorkerHeartbeat(worker="gpu-box:1", families=("hero",), models_loaded=("tiny",), device="cuda:0",
                              free_memory_bytes=100 << 30, device_memory_total_bytes=141 << 30,
                              device_memory_allocated_bytes=7 << 30, interval_s=60, sent_at=m.utcnow())  # fmt: skip
     await produce(stack.bootstrap_servers, topics.WORKERS, beat.key, codec.encode(beat))

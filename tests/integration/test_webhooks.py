@@ -17,7 +17,7 @@ from psycopg.conninfo import make_conninfo
 
 from imagegen.config import Settings
 from projections import migrations
-from streams import codec, topics
+from streams import codec, domain_events, topics
 from streams import messages as m
 from tests.integration.kafka import produce, read_until
 from tests.webhook_receiver import Receiver
@@ -88,8 +88,8 @@ async def subscribe(db, url: str, events: tuple[str, ...] = ()) -> uuid.UUID:
     return uuid.UUID((await store.create_subscription(db, url, SECRET, events, "test"))["id"])
 
 
-def completed() -> m.ImageVariationCompleted:
-    return m.ImageVariationCompleted(
+def completed() -> domain_events.ImageVariationCompleted:
+    return domain_events.ImageVariationCompleted(
         id=uuid.uuid4(), time=m.utcnow(), correlation_id=uuid.uuid4(), variation_id=VARIATION, public_urls={}
     )
 
@@ -177,7 +177,7 @@ async def test_a_redelivered_event_is_delivered_once_and_an_undecodable_one_is_d
         only_completed = await subscribe(db, f"{receiver.url}/completed", ("IMAGE_VARIATION_COMPLETED",))
         receiver.secrets.update({"/all": SECRET, "/completed": SECRET})
         first, second = completed(), completed()
-        started = m.ImageVariationStarted(
+        started = domain_events.ImageVariationStarted(
             id=uuid.uuid4(), time=m.utcnow(), correlation_id=uuid.uuid4(), variation_id=VARIATION, family_count=1
         )
         # at-least-once: the same event twice, one no reader understands, then more (one partition, in order)

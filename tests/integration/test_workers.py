@@ -10,10 +10,11 @@ import psycopg
 
 from projections import migrations, views, workers
 from streams import messages as m
+from streams import operational
 
 
-def beat(worker: str, age_s: float, families=("square",), interval_s: float = 5.0) -> m.WorkerHeartbeat:
-    return m.WorkerHeartbeat(
+def beat(worker: str, age_s: float, families=("square",), interval_s: float = 5.0) -> operational.WorkerHeartbeat:
+    return operational.WorkerHeartbeat(
         worker=worker,
         families=families,
         models_loaded=("tiny",),

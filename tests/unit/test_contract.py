@@ -11,7 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from streams import codec, contract, domain, families
+from streams import codec, contract, domain, domain_events, families, operational
 from streams import messages as m
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -49,7 +49,7 @@ def test_every_reference_resolves_and_every_message_type_has_a_channel() -> None
     assert DOC["channels"]["familyWork"]["parameters"]["family"]["enum"] == list(families.load().names)
 
 
-def validate(message: m.Message | m.DomainEvent) -> None:
+def validate(message: m.Message | domain_events.DomainEvent) -> None:
     """`message`, as it goes on the wire, against the document's schema for its type."""
     wire = json.loads(codec.encode(message))
     payload = DOC["components"]["messages"][wire["type"]]["payload"]
@@ -75,7 +75,7 @@ def test_what_a_variation_s_life_sends_fits_the_document() -> None:
                        job_id=jobs[1].job_id, family="landscape", round=1, attempt=1, error_kind="OutOfMemoryError",
                        message="CUDA out of memory", retryable=True),
     ]  # fmt: skip
-    messages: list[m.Message | m.DomainEvent] = [create, *sent]
+    messages: list[m.Message | domain_events.DomainEvent] = [create, *sent]
     for outcome in outcomes:
         before = state
         state, more = domain.handle(state, outcome, NOW)
@@ -97,8 +97,16 @@ def test_what_a_cancellation_and_its_live_status_send_fits_the_document() -> Non
     (job,) = [s for s in sent if isinstance(s, m.GenerateFamily)]
     cancel = m.CancelVariation(command_id=uuid.uuid4(), variation_id=job.variation_id)
     state, more = domain.handle(state, cancel, NOW)
-    progress = m.FamilyProgress(variation_id=job.variation_id, job_id=job.job_id, family="hero", round=1, attempt=1,
-                                step=7, steps=30, sent_at=NOW)  # fmt: skip
+    progress = operational.FamilyProgress(
+        variation_id=job.variation_id,
+        job_id=job.job_id,
+        family="hero",
+        round=1,
+        attempt=1,
+        step=7,
+        steps=30,
+        sent_at=NOW,
+    )
     stopped = m.FamilyCancelled(event_id=uuid.uuid4(), variation_id=job.variation_id, occurred_at=NOW,
                                 job_id=job.job_id, family="hero", round=1, attempt=1, at_step=8, steps=30)  # fmt: skip
     public = [p for e in more for p in domain.public_events(state, e)]

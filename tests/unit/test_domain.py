@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from streams import codec, domain
+from streams import codec, domain, domain_events
 from streams import messages as m
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -172,15 +172,15 @@ def test_public_events_carry_the_original_products_payloads(kind):
     assert family.type == "IMAGE_FAMILY_COMPLETED" and family.public_url == "http://x/square"
     assert family.derivative_urls == {"square-d": "http://x/square-d"}
     # version 2: every image with its size and type, for the meta tags of a page
-    assert family.images["square-d"] == m.ImageRef(url="http://x/square-d", width=8, height=8,
+    assert family.images["square-d"] == domain_events.ImageRef(url="http://x/square-d", width=8, height=8,
                                                    content_type="image/webp")  # fmt: skip
     assert family.images["square"].url == "http://x/square" and family.version == 2
     v1 = json.loads(codec.encode(family))
     v1["version"] = 1
     del v1["images"]
     assert codec.decode_domain_event(json.dumps(v1)).images == {  # type: ignore[attr-defined]
-        "square": m.ImageRef(url="http://x/square"),
-        "square-d": m.ImageRef(url="http://x/square-d"),
+        "square": domain_events.ImageRef(url="http://x/square"),
+        "square-d": domain_events.ImageRef(url="http://x/square-d"),
     }
     last = completed(landscape) if kind == "completed" else failed(landscape)
     state, out = run(state, last)
@@ -337,7 +337,9 @@ def test_cancelling_a_round_being_drawn_keeps_what_was_drawn_and_ignores_later_o
     state, out = run(state, completed(landscape))
     assert out == [] and state.status == "cancelled" and "landscape" not in state.outcomes
     (public,) = domain.public_events(state, cancelled)
-    assert isinstance(public, m.ImageVariationCancelled) and public.public_urls == {"square": "http://x/square"}
+    assert isinstance(public, domain_events.ImageVariationCancelled) and public.public_urls == {
+        "square": "http://x/square"
+    }
     # a cancelled variation is not cancelled again, but can be drawn anew
     assert run(state, m.CancelVariation(command_id=uuid.uuid4(), variation_id=state.variation_id))[1] == []
     state, out = run(state, m.RegenerateVariation(command_id=uuid.uuid4(), variation_id=state.variation_id))

@@ -17,6 +17,7 @@ from inference.models import TINY_NAME, Pipelines
 from inference.tiny import build_tiny
 from streams import jobs as jobs_module
 from streams import messages as m
+from streams import operational
 from streams.families import load
 from streams.jobs import FamilyJobs, batches
 
@@ -97,7 +98,7 @@ def test_each_denoising_step_is_reported_in_order(family_jobs: FamilyJobs) -> No
 
 
 def test_a_cancelled_job_stops_at_the_next_step_and_stores_nothing(family_jobs: FamilyJobs) -> None:
-    steps: list[m.FamilyProgress] = []
+    steps: list[operational.FamilyProgress] = []
     drawn = job("kite-cancelled").model_copy(update={"generation": GEN.model_copy(update={"steps": 20})})
     outcome = asyncio.run(family_jobs.run_batch([drawn], cancelled=lambda j: len(steps) >= 3, report=steps.append))[0]
     assert isinstance(outcome, m.FamilyCancelled)

@@ -1,0 +1,78 @@
+"""Operational messages: what keeps people and workers informed and in step, outside the event log.
+Worker heartbeats (`imagegen.workers`), each job's denoising steps (`imagegen.progress`) and the
+operators' word to every worker (`imagegen.control`). Like the log's messages, each has a wire name
+and a version; none is replayed."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from streams.messages import Message, derive_id
+
+
+class WorkerHeartbeat(Message):
+    """A worker says it is alive, what it serves and what it has loaded. Version 2 adds, on a GPU,
+    the device's total memory and what torch holds of it (None on a CPU and in version 1)."""
+
+    type: Literal["WorkerHeartbeat"] = "WorkerHeartbeat"
+    version: Literal[2] = 2  # type: ignore[assignment]
+    worker: str
+    families: tuple[str, ...]
+    models_loaded: tuple[str, ...]
+    device: str
+    free_memory_bytes: int | None
+    device_memory_total_bytes: int | None = None
+    device_memory_allocated_bytes: int | None = None
+    interval_s: float
+    sent_at: datetime
+
+    @property
+    def message_id(self) -> uuid.UUID:
+        return derive_id(self.worker, self.sent_at.isoformat())
+
+    @property
+    def key(self) -> bytes:
+        return self.worker.encode()
+
+
+class FamilyProgress(Message):
+    """A denoising step done (imagegen.progress): ephemeral live status, not part of the log."""
+
+    type: Literal["FamilyProgress"] = "FamilyProgress"
+    variation_id: uuid.UUID
+    job_id: uuid.UUID
+    family: str
+    round: int
+    attempt: int
+    step: int
+    steps: int
+    sent_at: datetime
+
+    @property
+    def message_id(self) -> uuid.UUID:
+        return derive_id(self.job_id, self.step)
+
+
+ALL_FAMILIES = "*"
+
+
+class QueueControl(Message):
+    """An operator holds or releases a family's jobs (`*`: every family's), normal and DX alike, on
+    every worker, until said otherwise: `imagegen queue pause | resume`."""
+
+    type: Literal["QueueControl"] = "QueueControl"
+    family: str = Field(min_length=1, max_length=64)
+    paused: bool
+    sent_at: datetime
+
+    @property
+    def message_id(self) -> uuid.UUID:
+        return derive_id(self.family, self.paused, self.sent_at.isoformat())
+
+    @property
+    def key(self) -> bytes:
+        return self.family.encode()
