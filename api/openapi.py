@@ -282,7 +282,9 @@ def _operation(op: Operation, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]
         if answer.headers:
             out["headers"] = {name: HEADERS[name] for name in answer.headers}
         answers[str(status)] = out
-    out = {"operationId": op.id, "tags": [op.tag], "summary": op.summary, "responses": answers}
+    # operationIds are unique in a document: a HEAD served by its GET's handler is named apart
+    operation_id = f"{op.id}_head" if op.method == "HEAD" else op.id
+    out = {"operationId": operation_id, "tags": [op.tag], "summary": op.summary, "responses": answers}
     if guarded:  # a key when keys are configured (`{}`: none needed where none are)
         scope = "read (or a key of any scope) when IMAGE_ACCESS=read" if needs == access.IMAGES else needs
         out["security"] = [{"bearer": []}, {"apiKey": []}, {}]

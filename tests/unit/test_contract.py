@@ -6,6 +6,7 @@ import json
 import typing
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -16,6 +17,8 @@ from streams import messages as m
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 DOC = json.loads(contract.DOCUMENT.read_text())
+SPECS = Path(__file__).resolve().parents[2] / ".cache/asyncapi/node_modules/@asyncapi/specs/schemas"
+ASYNCAPI_SCHEMA = SPECS / "3.0.0-without-$id.json"
 
 
 def test_the_document_in_the_repository_is_the_one_the_code_makes() -> None:
@@ -35,6 +38,19 @@ def resolve(ref: str) -> Any:
     for part in ref.removeprefix("#/").split("/"):
         node = node[part]
     return node
+
+
+def test_the_document_is_valid_asyncapi_3_by_the_specification_s_own_schema() -> None:
+    # the JSON Schema the AsyncAPI initiative publishes (@asyncapi/specs, installed by `make install` with npm)
+    if not ASYNCAPI_SCHEMA.is_file():
+        pytest.skip(f"{ASYNCAPI_SCHEMA} is missing: make install fetches it with npm")
+    validator = jsonschema.Draft7Validator(json.loads(ASYNCAPI_SCHEMA.read_text()))
+    assert [e.message for e in validator.iter_errors(DOC)] == []
+    publish = {
+        **DOC,
+        "operations": {**DOC["operations"], "sendEvents": {**DOC["operations"]["sendEvents"], "action": "publish"}},
+    }  # AsyncAPI 2's word
+    assert list(validator.iter_errors(publish))
 
 
 def test_every_reference_resolves_and_every_message_type_has_a_channel() -> None:
