@@ -72,20 +72,10 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
         await sent
 
     async def send(message: m.Message | domain_events.DomainEvent) -> None:
-        match message:
-            case m.GenerateFamily() as job:
-                name = topics.family(job.family, priority=job.priority == "dx")
-            case domain_events.DomainEvent():
-                name = topics.DOMAIN_EVENTS
-            case m.VariationCancelled():
-                name = topics.EVENTS
-                # every worker reads the control topic whole: those holding the round's jobs let go
-                await (await app.send(topics.CONTROL, key=message.key, value=codec.encode(message)))
-            case _:
-                name = topics.EVENTS
         # Wait for the broker's acknowledgement: an input is only recorded as handled (table write,
         # offset commit) once everything it caused is safely in the log.
-        await (await app.send(name, key=message.key, value=codec.encode(message)))
+        for name in topics.route(message):
+            await (await app.send(name, key=message.key, value=codec.encode(message)))
 
     async def decoded(stream: faust.StreamT[Any], decode: Any) -> AsyncIterator[Any]:
         """The stream's messages, decoded; one that cannot be decoded goes to the dead-letter topic."""
@@ -106,16 +96,11 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
             key = message.key
             stored = variations.get(key)
             state = domain.Variation.model_validate_json(stored) if stored else None
-            new, out = domain.handle(state, message, m.utcnow(), table.names, policy)
+            new, out, announced = domain.step(state, message, m.utcnow(), table.names, policy)
             # Send first, then record: a crash in between redelivers the input, and the same
             # decisions come out again with the same ids, which every consumer drops.
-            for msg in out:
+            for msg in [*out, *announced]:
                 await send(msg)
-            folded = new is not None and state is not None and new.outcomes != state.outcomes
-            published = [message] if isinstance(message, m.FamilyCompleted) and folded else []
-            for announced in [*published, *(e for e in out if isinstance(e, m.Event))]:
-                for public in domain.public_events(new, announced):
-                    await send(public)
             if new is not None and new != state:
                 variations[key] = new.model_dump_json().encode()
 

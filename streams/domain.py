@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
@@ -280,6 +280,28 @@ def handle(
     if state is not None:
         state = state.model_copy(update={"seen": (*state.seen, seen)[-SEEN_LIMIT:]})
     return state, out
+
+
+class Step(NamedTuple):
+    state: State
+    send: list[m.Message]  # decisions: events for the log, jobs for the workers
+    announce: list[domain_events.DomainEvent]  # what the public contract says of them
+
+
+def step(
+    state: State,
+    message: m.Message,
+    now: datetime,
+    families: Collection[str] | None = None,
+    policy: BrandPolicy | None = None,
+) -> Step:
+    """`handle`, and the announcement rule: the public events of what was decided, and of a family's
+    completion when it counted (a redelivered or late one announces nothing)."""
+    new, out = handle(state, message, now, families, policy)
+    folded = new is not None and state is not None and new.outcomes != state.outcomes
+    counted = [message] if isinstance(message, m.FamilyCompleted) and folded else []
+    announced = [public for event in [*counted, *out] for public in public_events(new, event)]
+    return Step(new, out, announced)
 
 
 def _applies(state: State, outcome: m.FamilyCompleted | m.FamilyFailed) -> bool:

@@ -11,7 +11,9 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
+from streams.domain_events import DomainEvent
 from streams.families import FamilyTable
+from streams.messages import GenerateFamily, Message, VariationCancelled
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,20 @@ CONTROL = "imagegen.control"  # queue pause / resume, read whole by every worker
 
 def family(name: str, priority: bool = False) -> str:
     return f"imagegen.family.{name}" + (".priority" if priority else "")
+
+
+def route(message: Message | DomainEvent) -> tuple[str, ...]:
+    """The topics a message the aggregate decides on goes to, in order."""
+    match message:
+        case GenerateFamily() as job:
+            return (family(job.family, priority=job.priority == "dx"),)
+        case DomainEvent():
+            return (DOMAIN_EVENTS,)
+        case VariationCancelled():
+            # every worker reads the control topic whole: those holding the round's jobs let go
+            return (CONTROL, EVENTS)
+        case _:
+            return (EVENTS,)
 
 
 def all_topics(table: FamilyTable) -> list[str]:

@@ -391,3 +391,18 @@ def test_an_abandoned_family_is_not_retried_and_still_counts_as_failed() -> None
                                           family="facebook-og"))  # fmt: skip
     state, out = run(state, completed(jobs(out)[0]))
     assert isinstance(out[0], m.VariationPartial) and set(out[0].failed) == {"landscape"}
+
+
+def test_a_step_announces_what_was_decided_and_a_counted_completion_once():
+    # created: the start is announced
+    state, send, announce = domain.step(None, create(families=("square", "landscape")), NOW)
+    assert [type(p).__name__ for p in announce] == ["ImageVariationStarted"]
+    square, landscape = jobs(send)
+    # the square completes: its family is announced; delivered again, nothing is
+    state, send, announce = domain.step(state, completed(square), NOW)
+    assert send == [] and [p.family_name for p in announce] == ["square"]
+    assert domain.step(state, completed(square), NOW).announce == []
+    # the last family completes: it and the variation's conclusion are announced, in that order
+    state, send, announce = domain.step(state, completed(landscape), NOW)
+    assert [type(e).__name__ for e in send] == ["VariationCompleted"]
+    assert [type(p).__name__ for p in announce] == ["ImageFamilyCompleted", "ImageVariationCompleted"]
