@@ -162,8 +162,14 @@ def _problem(status: int, message: str, field: str | None = None, why: str = "",
 
 
 class Access:
-    def __init__(self, app: ASGIApp, keys: tuple[Key, ...], limits: dict[str, RateLimitItem | None],
-                 max_body_bytes: int, private_images: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        app: ASGIApp,
+        keys: tuple[Key, ...],
+        limits: dict[str, RateLimitItem | None],
+        max_body_bytes: int,
+        private_images: bool = False,
+    ) -> None:
         self.app, self.keys, self.limits = app, keys, limits
         self.max_body_bytes, self.private_images = max_body_bytes, private_images
         # Counted in this process's memory: each api process counts on its own, so N api processes
@@ -247,20 +253,32 @@ class Access:
             allowed = self.limiter.hit(limit, bucket, who)
             stats = self.limiter.get_window_stats(limit, bucket, who)
             reset = max(1, math.ceil(stats.reset_time - time.time()))
-            extra = [(b"ratelimit-limit", str(limit.amount).encode()),
-                     (b"ratelimit-remaining", str(stats.remaining).encode()),
-                     (b"ratelimit-reset", str(reset).encode())]  # fmt: skip
+            extra = [
+                (b"ratelimit-limit", str(limit.amount).encode()),
+                (b"ratelimit-remaining", str(stats.remaining).encode()),
+                (b"ratelimit-reset", str(reset).encode()),
+            ]
             if not allowed:
                 log.info("%s %s refused: %s over %s", method, path, who, limit)
-                refusal = _problem(429, f"rate limit of {limit} reached for {who}; retry in {reset} s",
-                                   **{"Retry-After": str(reset)})  # fmt: skip
+                refusal = _problem(
+                    429, f"rate limit of {limit} reached for {who}; retry in {reset} s", **{"Retry-After": str(reset)}
+                )
                 refusal.raw_headers.extend(extra)
                 return who, extra, refusal
         if key is None:
             log.info("%s %s refused: %s, %s key", method, path, who, "a wrong" if given else "no")
             if given:
-                return who, [], _problem(401, "the API key is not valid", "authorization", "not a known key",
-                                         **{"WWW-Authenticate": 'Bearer error="invalid_token"'})  # fmt: skip
+                return (
+                    who,
+                    [],
+                    _problem(
+                        401,
+                        "the API key is not valid",
+                        "authorization",
+                        "not a known key",
+                        **{"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                    ),
+                )
             message = 'an API key is required: send "Authorization: Bearer <key>" (or "X-API-Key: <key>")'
             return who, [], _problem(401, message, "authorization", "missing", **{"WWW-Authenticate": "Bearer"})
         return who, extra, None
@@ -290,11 +308,18 @@ def rate(setting: str, value: str) -> RateLimitItem | None:
 def middleware(settings: Settings) -> Middleware:
     """The middleware for these settings, checked now: a bad entry stops the api at start, named."""
     keys = load_keys(settings)
-    limits = {"read": rate("RATE_LIMIT_READ", settings.rate_limit_read),
-              "submit": rate("RATE_LIMIT_SUBMIT", settings.rate_limit_submit)}  # fmt: skip
+    limits = {
+        "read": rate("RATE_LIMIT_READ", settings.rate_limit_read),
+        "submit": rate("RATE_LIMIT_SUBMIT", settings.rate_limit_submit),
+    }
     if keys:
         log.info("API keys required: %d configured (%s)", len(keys), ", ".join(f"{k.name}:{k.scope}" for k in keys))
     else:
         log.warning("no API keys configured: every route is open to whoever reaches the api")
-    return Middleware(Access, keys=keys, limits=limits, max_body_bytes=settings.max_body_bytes,
-                      private_images=settings.image_access == "read")  # fmt: skip
+    return Middleware(
+        Access,
+        keys=keys,
+        limits=limits,
+        max_body_bytes=settings.max_body_bytes,
+        private_images=settings.image_access == "read",
+    )

@@ -59,9 +59,11 @@ async def _send(request: Request, command: m.Command) -> None:
         # The broker did not confirm in time; the command may still land. Retrying is safe: a create's id is
         # derived from its content and a regenerate's from the round it follows, so a repeat is dropped.
         raise Problem(
-            503, "the command log did not confirm the command in time; retry the same request later (a repeat is "
-            "dropped if the first one did land)", **{"Retry-After": "5"},
-        ) from None  # fmt: skip
+            503,
+            "the command log did not confirm the command in time; retry the same request later (a repeat is "
+            "dropped if the first one did land)",
+            **{"Retry-After": "5"},
+        ) from None
 
 
 def _accepted(command: m.Command, status: str = "pending", name: str | None = None) -> dict[str, Any]:
@@ -130,8 +132,10 @@ async def create_variation(request: Request) -> Response:
     if body.variants == 1:
         commands = [_command(body, generation, body.name, None)]
     else:  # an A/B test's siblings: one seed each, seed..seed+N-1, under the set's name
-        commands = [_command(body, generation.model_copy(update={"seed": seed + i}), f"{body.name}-v{i + 1}", i + 1)
-                    for i in range(body.variants)]  # fmt: skip
+        commands = [
+            _command(body, generation.model_copy(update={"seed": seed + i}), f"{body.name}-v{i + 1}", i + 1)
+            for i in range(body.variants)
+        ]
     async with request.app.state.pool.connection() as conn:
         made_by = [await views.command_id(conn, c.variation_id) for c in commands]
     taken = [c.name for c, by in zip(commands, made_by, strict=True) if by is not None and by != c.command_id]
@@ -145,8 +149,11 @@ async def create_variation(request: Request) -> Response:
     if body.variants == 1:
         return JSONResponse(accepted[0], status_code=202, headers={"Location": accepted[0]["links"]["self"]})
     where = f"/api/images/sets/{body.name}"
-    return JSONResponse({"set": body.name, "variations": accepted, "links": {"self": where}}, status_code=202,
-                        headers={"Location": where})  # fmt: skip
+    return JSONResponse(
+        {"set": body.name, "variations": accepted, "links": {"self": where}},
+        status_code=202,
+        headers={"Location": where},
+    )
 
 
 def _uuid(request: Request) -> uuid.UUID:
@@ -183,11 +190,17 @@ async def retry_family(request: Request) -> Response:
     existing = await _existing(request, vid)
     row = next((f for f in existing["families"] if f["name"] == family), None)
     if row is None:
-        raise Problem(404, f"variation {existing['name']!r} has no family {family!r}",
-                      [{"field": "family", "message": "not one of the variation's families"}])  # fmt: skip
+        raise Problem(
+            404,
+            f"variation {existing['name']!r} has no family {family!r}",
+            [{"field": "family", "message": "not one of the variation's families"}],
+        )
     if row["status"] != "failed":
-        raise Problem(409, f"only a failed family can be retried; {family!r} is {row['status']}",
-                      [{"field": "family", "message": row["status"]}])  # fmt: skip
+        raise Problem(
+            409,
+            f"only a failed family can be retried; {family!r} is {row['status']}",
+            [{"field": "family", "message": row["status"]}],
+        )
     command = m.RetryFamily(command_id=uuid.uuid4(), variation_id=vid, family=family)
     await _send(request, command)
     return _accepting(command, existing["name"], "retrying")
@@ -198,8 +211,11 @@ async def cancel_variation(request: Request) -> Response:
     vid = _uuid(request)
     existing = await _existing(request, vid)
     if existing["status"] != "generating":
-        raise Problem(409, f"only a variation being drawn can be cancelled; {existing['name']!r} is "
-                      f"{existing['status']}", [{"field": "id", "message": existing["status"]}])  # fmt: skip
+        raise Problem(
+            409,
+            f"only a variation being drawn can be cancelled; {existing['name']!r} is {existing['status']}",
+            [{"field": "id", "message": existing["status"]}],
+        )
     command = m.CancelVariation(command_id=uuid.uuid4(), variation_id=vid)
     await _send(request, command)
     return _accepting(command, existing["name"], "cancelling")
@@ -218,8 +234,14 @@ async def get_variant_set(request: Request) -> Response:
     name = request.path_params["name"]
     found = await _variant_set(request, name)
     statuses = [v["status"] for v in found]
-    return JSONResponse({"name": name, "size": len(found), "statuses": {s: statuses.count(s) for s in set(statuses)},
-                         "variations": found})  # fmt: skip
+    return JSONResponse(
+        {
+            "name": name,
+            "size": len(found),
+            "statuses": {s: statuses.count(s) for s in set(statuses)},
+            "variations": found,
+        }
+    )
 
 
 async def regenerate_variant_set(request: Request) -> Response:

@@ -47,16 +47,20 @@ async def metrics(request: Request) -> Response:
         drawing.add_metric([family], count_value=n, sum_value=total)
     live = GaugeMetricFamily("imagegen_workers_live", "Workers heard from within three heartbeat intervals")
     live.add_metric([], sum(w["live"] for w in heard))
-    memory = GaugeMetricFamily("imagegen_worker_free_memory_bytes", "Free device memory a live worker reports",
-                               labels=["worker", "device"])  # fmt: skip
+    memory = GaugeMetricFamily(
+        "imagegen_worker_free_memory_bytes", "Free device memory a live worker reports", labels=["worker", "device"]
+    )
     for w in heard:
         if w["live"] and w["freeMemoryBytes"] is not None:
             memory.add_metric([w["worker"], w["device"]], w["freeMemoryBytes"])
-    gpu_total = GaugeMetricFamily("imagegen_worker_gpu_memory_total_bytes", "A live worker's GPU memory",
-                                  labels=["worker", "device"])  # fmt: skip
-    gpu_allocated = GaugeMetricFamily("imagegen_worker_gpu_memory_allocated_bytes",
-                                      "GPU memory torch holds in a live worker (weights, activations)",
-                                      labels=["worker", "device"])  # fmt: skip
+    gpu_total = GaugeMetricFamily(
+        "imagegen_worker_gpu_memory_total_bytes", "A live worker's GPU memory", labels=["worker", "device"]
+    )
+    gpu_allocated = GaugeMetricFamily(
+        "imagegen_worker_gpu_memory_allocated_bytes",
+        "GPU memory torch holds in a live worker (weights, activations)",
+        labels=["worker", "device"],
+    )
     for w in heard:
         if w["live"] and w["deviceMemoryTotalBytes"] is not None:
             gpu_total.add_metric([w["worker"], w["device"]], w["deviceMemoryTotalBytes"])

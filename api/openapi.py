@@ -119,124 +119,324 @@ def _image(method: str) -> Operation:
     variation = _path("variation", NAME, "the variation's name")
     name = _path("name", {"type": "string", "minLength": 1}, "a family (its master) or a derivative")
     summary = "A family master or a derivative"
-    return Operation(method, "/{variation}/{name}", "serve_image", "images", summary, answers, (variation, name,
-                     *IMAGE_REQUEST))  # fmt: skip
+    return Operation(
+        method, "/{variation}/{name}", "serve_image", "images", summary, answers, (variation, name, *IMAGE_REQUEST)
+    )
 
 
 OPERATIONS = (
-    Operation("POST", "/variations", "create_variation", "variations", "Create a variation (or a variant set)", {
-        202: Answer("the command is on the log (variants > 1: one per variation of the set)",
-                    (r.Accepted, r.SetAccepted), headers=("Location",)),
-        **BODY_ERRORS,
-        409: Answer("the name is taken by another request's variation"),
-        **UNAVAILABLE,
-    }, body=CreateVariationBody),
-    Operation("GET", "/variations", "list_variations", "variations", "Variations, newest first", {
-        200: Answer("a page of them", r.VariationPage),
-        422: Answer("limit or offset out of range, or a filter holds a NUL (\\u0000)"),
-        **UNAVAILABLE,
-    }, (_query("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 20}, "page size"),
-        _query("offset", {"type": "integer", "minimum": 0, "maximum": 10_000_000, "default": 0}, "skipped"),
-        _query("status", {"type": "string", "enum": list(get_args(r.VariationStatus))}, "only in this status"),
-        _query("category", {"type": "string"}, "only of this category"),
-        _query("q", {"type": "string"}, "in the name or the category"),
-        _query("set", {"type": "string"}, "only of this variant set"))),
-    Operation("GET", "/variations/name/{name}", "get_variation_by_name", "variations", "A variation by name", {
-        200: Answer("the variation with its families and derivatives", r.VariationDetail),
-        404: Answer("no variation of that name"),
-        422: NUL,
-        **UNAVAILABLE,
-    }, (_path("name", NAME, "the variation's name"),)),
-    Operation("GET", "/variations/{id}", "get_variation", "variations", "A variation", {
-        200: Answer("the variation with its families and derivatives", r.VariationDetail),
-        404: NOT_FOUND,
-        **UNAVAILABLE,
-    }, (VARIATION_ID,)),
-    Operation("POST", "/variations/{id}/regenerate", "regenerate_variation", "variations",
-              "Draw every family again (a new round, a new seed)", {
-        202: ACCEPTED, 404: NOT_FOUND, **UNAVAILABLE,
-    }, (VARIATION_ID,)),
-    Operation("POST", "/variations/{id}/families/{family}/retry", "retry_family", "variations",
-              "Draw one failed family again", {
-        202: ACCEPTED,
-        404: Answer("no such variation, or it has no such family"),
-        409: Answer("the family has not failed"),
-        **UNAVAILABLE,
-    }, (VARIATION_ID, _path("family", {"type": "string"}, "one of the variation's families"))),
-    Operation("POST", "/variations/{id}/cancel", "cancel_variation", "variations", "Stop the round being drawn", {
-        202: ACCEPTED, 404: NOT_FOUND, 409: Answer("the variation is not being drawn"), **UNAVAILABLE,
-    }, (VARIATION_ID,)),
-    Operation("GET", "/variations/{id}/live", "follow_variation", "variations",
-              "Server-sent events: a snapshot, then every event and denoising step", {
-        200: Answer("`snapshot`, then one event per message, named by its type", None,
-                    {"text/event-stream": {"schema": {"type": "string"}}}),
-        404: Answer("not a UUID"),
-        **UNAVAILABLE,
-    }, (VARIATION_ID,)),
-    Operation("GET", "/sets/{name}", "get_variant_set", "variations", "A variant set (an A/B test)", {
-        200: Answer("its variations, in their order", r.VariantSet),
-        404: Answer("no such set"),
-        422: NUL,
-        **UNAVAILABLE,
-    }, (_path("name", NAME, "the set's name"),)),
-    Operation("POST", "/sets/{name}/regenerate", "regenerate_variant_set", "variations",
-              "Draw every variation of the set again", {
-        202: Answer("one command per variation is on the log", r.SetAccepted),
-        404: Answer("no such set"),
-        422: NUL,
-        **UNAVAILABLE,
-    }, (_path("name", NAME, "the set's name"),)),
-    Operation("GET", "/commands/{id}", "get_command", "variations", "What became of a create command", {
-        200: Answer("accepted, rejected (and why), or still pending", (r.DecidedCommand, r.PendingCommand)),
-        404: Answer("not a UUID"),
-        **UNAVAILABLE,
-    }, (_path("id", UUID, "the commandId the POST answered"),)),
-    Operation("GET", "/health/ml", "health_ml", "operations", "Per family: is a live worker serving it", {
-        200: Answer("degraded when some family has no live worker", r.MlHealth), **UNAVAILABLE,
-    }),
-    Operation("GET", "/health", "health", "operations", "The API and its read model answer", {
-        200: Answer("ok", r.Health), **UNAVAILABLE,
-    }),
-    Operation("GET", "/models", "list_models", "operations", "The model registry", {
-        200: Answer("each model, and which live workers have it loaded", r.ModelList), **UNAVAILABLE,
-    }),
-    Operation("GET", "/families", "list_families", "operations", "The family table: sizes and safe zones", {
-        200: Answer("each family's ratio and master, its derivatives' sizes and safe zones", FamilyList),
-    }),
-    Operation("GET", "/asyncapi.json", "asyncapi", "operations", "The AsyncAPI 3 document of every topic", {
-        200: Answer("the document", None, {"application/json": {"schema": {"type": "object"}}}),
-    }),
-    Operation("GET", "/openapi.json", "openapi_document", "operations", "This document", {
-        200: Answer("the document", None, {"application/json": {"schema": {"type": "object"}}}),
-    }),
-    Operation("GET", "/metrics", "metrics", "operations", "Prometheus series", {
-        200: Answer("the text exposition format", None, PLAIN), **UNAVAILABLE,
-    }),
-    Operation("POST", "/webhooks", "create_webhook", "webhooks", "Subscribe to the domain events", {
-        201: Answer("the subscription (with its secret when none was sent)", (r.NewWebhook, r.Webhook),
-                    headers=("Location",)),
-        **BODY_ERRORS,
-        **UNAVAILABLE,
-    }, body=SubscriptionBody),
-    Operation("GET", "/webhooks", "list_webhooks", "webhooks", "Every subscription", {
-        200: Answer("oldest first", r.WebhookList), **UNAVAILABLE,
-    }),
-    Operation("GET", "/webhooks/{id}", "get_webhook", "webhooks", "A subscription", {
-        200: Answer("the subscription", r.Webhook), 404: Answer("no such webhook (or not a UUID)"), **UNAVAILABLE,
-    }, (_path("id", UUID, "the subscription's id"),)),
-    Operation("DELETE", "/webhooks/{id}", "delete_webhook", "webhooks", "Unsubscribe (with its delivery log)", {
-        204: Answer("deleted", None), 404: Answer("no such webhook (or not a UUID)"), **UNAVAILABLE,
-    }, (_path("id", UUID, "the subscription's id"),)),
-    Operation("GET", "/webhooks/{id}/deliveries", "list_deliveries", "webhooks", "The delivery log, newest first", {
-        200: Answer("each delivery with every attempt", r.DeliveryPage),
-        404: Answer("no such webhook (or not a UUID)"),
-        422: Answer("limit out of range"),
-        **UNAVAILABLE,
-    }, (_path("id", UUID, "the subscription's id"),
-        _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "at most this many"))),
+    Operation(
+        "POST",
+        "/variations",
+        "create_variation",
+        "variations",
+        "Create a variation (or a variant set)",
+        {
+            202: Answer(
+                "the command is on the log (variants > 1: one per variation of the set)",
+                (r.Accepted, r.SetAccepted),
+                headers=("Location",),
+            ),
+            **BODY_ERRORS,
+            409: Answer("the name is taken by another request's variation"),
+            **UNAVAILABLE,
+        },
+        body=CreateVariationBody,
+    ),
+    Operation(
+        "GET",
+        "/variations",
+        "list_variations",
+        "variations",
+        "Variations, newest first",
+        {
+            200: Answer("a page of them", r.VariationPage),
+            422: Answer("limit or offset out of range, or a filter holds a NUL (\\u0000)"),
+            **UNAVAILABLE,
+        },
+        (
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 20}, "page size"),
+            _query("offset", {"type": "integer", "minimum": 0, "maximum": 10_000_000, "default": 0}, "skipped"),
+            _query("status", {"type": "string", "enum": list(get_args(r.VariationStatus))}, "only in this status"),
+            _query("category", {"type": "string"}, "only of this category"),
+            _query("q", {"type": "string"}, "in the name or the category"),
+            _query("set", {"type": "string"}, "only of this variant set"),
+        ),
+    ),
+    Operation(
+        "GET",
+        "/variations/name/{name}",
+        "get_variation_by_name",
+        "variations",
+        "A variation by name",
+        {
+            200: Answer("the variation with its families and derivatives", r.VariationDetail),
+            404: Answer("no variation of that name"),
+            422: NUL,
+            **UNAVAILABLE,
+        },
+        (_path("name", NAME, "the variation's name"),),
+    ),
+    Operation(
+        "GET",
+        "/variations/{id}",
+        "get_variation",
+        "variations",
+        "A variation",
+        {
+            200: Answer("the variation with its families and derivatives", r.VariationDetail),
+            404: NOT_FOUND,
+            **UNAVAILABLE,
+        },
+        (VARIATION_ID,),
+    ),
+    Operation(
+        "POST",
+        "/variations/{id}/regenerate",
+        "regenerate_variation",
+        "variations",
+        "Draw every family again (a new round, a new seed)",
+        {
+            202: ACCEPTED,
+            404: NOT_FOUND,
+            **UNAVAILABLE,
+        },
+        (VARIATION_ID,),
+    ),
+    Operation(
+        "POST",
+        "/variations/{id}/families/{family}/retry",
+        "retry_family",
+        "variations",
+        "Draw one failed family again",
+        {
+            202: ACCEPTED,
+            404: Answer("no such variation, or it has no such family"),
+            409: Answer("the family has not failed"),
+            **UNAVAILABLE,
+        },
+        (VARIATION_ID, _path("family", {"type": "string"}, "one of the variation's families")),
+    ),
+    Operation(
+        "POST",
+        "/variations/{id}/cancel",
+        "cancel_variation",
+        "variations",
+        "Stop the round being drawn",
+        {
+            202: ACCEPTED,
+            404: NOT_FOUND,
+            409: Answer("the variation is not being drawn"),
+            **UNAVAILABLE,
+        },
+        (VARIATION_ID,),
+    ),
+    Operation(
+        "GET",
+        "/variations/{id}/live",
+        "follow_variation",
+        "variations",
+        "Server-sent events: a snapshot, then every event and denoising step",
+        {
+            200: Answer(
+                "`snapshot`, then one event per message, named by its type",
+                None,
+                {"text/event-stream": {"schema": {"type": "string"}}},
+            ),
+            404: Answer("not a UUID"),
+            **UNAVAILABLE,
+        },
+        (VARIATION_ID,),
+    ),
+    Operation(
+        "GET",
+        "/sets/{name}",
+        "get_variant_set",
+        "variations",
+        "A variant set (an A/B test)",
+        {
+            200: Answer("its variations, in their order", r.VariantSet),
+            404: Answer("no such set"),
+            422: NUL,
+            **UNAVAILABLE,
+        },
+        (_path("name", NAME, "the set's name"),),
+    ),
+    Operation(
+        "POST",
+        "/sets/{name}/regenerate",
+        "regenerate_variant_set",
+        "variations",
+        "Draw every variation of the set again",
+        {
+            202: Answer("one command per variation is on the log", r.SetAccepted),
+            404: Answer("no such set"),
+            422: NUL,
+            **UNAVAILABLE,
+        },
+        (_path("name", NAME, "the set's name"),),
+    ),
+    Operation(
+        "GET",
+        "/commands/{id}",
+        "get_command",
+        "variations",
+        "What became of a create command",
+        {
+            200: Answer("accepted, rejected (and why), or still pending", (r.DecidedCommand, r.PendingCommand)),
+            404: Answer("not a UUID"),
+            **UNAVAILABLE,
+        },
+        (_path("id", UUID, "the commandId the POST answered"),),
+    ),
+    Operation(
+        "GET",
+        "/health/ml",
+        "health_ml",
+        "operations",
+        "Per family: is a live worker serving it",
+        {
+            200: Answer("degraded when some family has no live worker", r.MlHealth),
+            **UNAVAILABLE,
+        },
+    ),
+    Operation(
+        "GET",
+        "/health",
+        "health",
+        "operations",
+        "The API and its read model answer",
+        {
+            200: Answer("ok", r.Health),
+            **UNAVAILABLE,
+        },
+    ),
+    Operation(
+        "GET",
+        "/models",
+        "list_models",
+        "operations",
+        "The model registry",
+        {
+            200: Answer("each model, and which live workers have it loaded", r.ModelList),
+            **UNAVAILABLE,
+        },
+    ),
+    Operation(
+        "GET",
+        "/families",
+        "list_families",
+        "operations",
+        "The family table: sizes and safe zones",
+        {
+            200: Answer("each family's ratio and master, its derivatives' sizes and safe zones", FamilyList),
+        },
+    ),
+    Operation(
+        "GET",
+        "/asyncapi.json",
+        "asyncapi",
+        "operations",
+        "The AsyncAPI 3 document of every topic",
+        {
+            200: Answer("the document", None, {"application/json": {"schema": {"type": "object"}}}),
+        },
+    ),
+    Operation(
+        "GET",
+        "/openapi.json",
+        "openapi_document",
+        "operations",
+        "This document",
+        {
+            200: Answer("the document", None, {"application/json": {"schema": {"type": "object"}}}),
+        },
+    ),
+    Operation(
+        "GET",
+        "/metrics",
+        "metrics",
+        "operations",
+        "Prometheus series",
+        {
+            200: Answer("the text exposition format", None, PLAIN),
+            **UNAVAILABLE,
+        },
+    ),
+    Operation(
+        "POST",
+        "/webhooks",
+        "create_webhook",
+        "webhooks",
+        "Subscribe to the domain events",
+        {
+            201: Answer(
+                "the subscription (with its secret when none was sent)",
+                (r.NewWebhook, r.Webhook),
+                headers=("Location",),
+            ),
+            **BODY_ERRORS,
+            **UNAVAILABLE,
+        },
+        body=SubscriptionBody,
+    ),
+    Operation(
+        "GET",
+        "/webhooks",
+        "list_webhooks",
+        "webhooks",
+        "Every subscription",
+        {
+            200: Answer("oldest first", r.WebhookList),
+            **UNAVAILABLE,
+        },
+    ),
+    Operation(
+        "GET",
+        "/webhooks/{id}",
+        "get_webhook",
+        "webhooks",
+        "A subscription",
+        {
+            200: Answer("the subscription", r.Webhook),
+            404: Answer("no such webhook (or not a UUID)"),
+            **UNAVAILABLE,
+        },
+        (_path("id", UUID, "the subscription's id"),),
+    ),
+    Operation(
+        "DELETE",
+        "/webhooks/{id}",
+        "delete_webhook",
+        "webhooks",
+        "Unsubscribe (with its delivery log)",
+        {
+            204: Answer("deleted", None),
+            404: Answer("no such webhook (or not a UUID)"),
+            **UNAVAILABLE,
+        },
+        (_path("id", UUID, "the subscription's id"),),
+    ),
+    Operation(
+        "GET",
+        "/webhooks/{id}/deliveries",
+        "list_deliveries",
+        "webhooks",
+        "The delivery log, newest first",
+        {
+            200: Answer("each delivery with every attempt", r.DeliveryPage),
+            404: Answer("no such webhook (or not a UUID)"),
+            422: Answer("limit out of range"),
+            **UNAVAILABLE,
+        },
+        (
+            _path("id", UUID, "the subscription's id"),
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "at most this many"),
+        ),
+    ),
     _image("GET"),
     _image("HEAD"),
-)  # fmt: skip
+)
 RESPONSES = tuple(
     dict.fromkeys(
         model

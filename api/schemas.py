@@ -49,9 +49,11 @@ class CreateVariationBody(Body):
     focal_point: FocalPointBody | None = Field(default=None, description="kept by every crop; overrides detection")
     focal_points: dict[str, FocalPointBody] = Field(default={}, description="per family, over focalPoint")
     variants: int = Field(
-        default=1, ge=1, le=MAX_VARIANTS,
+        default=1,
+        ge=1,
+        le=MAX_VARIANTS,
         description="above 1: an A/B test's variant set of that many variations named {name}-v1…, seeds seed…",
-    )  # fmt: skip
+    )
 
     @field_validator("variants")
     @classmethod

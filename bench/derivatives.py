@@ -127,19 +127,25 @@ def main() -> None:
 
     table = families.load()
     print(f"WebP quality {QUALITY}, median of {args.runs} runs, {multiprocessing.cpu_count()} cores")
-    print(f"{'family':<12} {'files':>5} {'pillow ms':>10} {'ours ms':>8} {'ratio':>6} {'ours e4 ms':>10} "
-          f"{'pillow KB':>10} {'ours KB':>8}")  # fmt: skip
+    print(
+        f"{'family':<12} {'files':>5} {'pillow ms':>10} {'ours ms':>8} {'ratio':>6} {'ours e4 ms':>10} "
+        f"{'pillow KB':>10} {'ours KB':>8}"
+    )
     totals = dict.fromkeys(("pillow", "ours", "ours-effort4"), 0.0)
     for name in names:
         row = {k: results[k][name] for k in totals}
         for k in totals:
             totals[k] += row[k]["ms"]
         files = 1 + len(table.get(name).derivatives)
-        print(f"{name:<12} {files:>5} {row['pillow']['ms']:>10.1f} {row['ours']['ms']:>8.1f} "
-              f"{row['pillow']['ms'] / row['ours']['ms']:>5.2f}x {row['ours-effort4']['ms']:>10.1f} "
-              f"{row['pillow']['bytes'] / 1024:>10.0f} {row['ours']['bytes'] / 1024:>8.0f}")  # fmt: skip
-    print(f"{'all sets':<12} {'':>5} {totals['pillow']:>10.1f} {totals['ours']:>8.1f} "
-          f"{totals['pillow'] / totals['ours']:>5.2f}x {totals['ours-effort4']:>10.1f}")  # fmt: skip
+        print(
+            f"{name:<12} {files:>5} {row['pillow']['ms']:>10.1f} {row['ours']['ms']:>8.1f} "
+            f"{row['pillow']['ms'] / row['ours']['ms']:>5.2f}x {row['ours-effort4']['ms']:>10.1f} "
+            f"{row['pillow']['bytes'] / 1024:>10.0f} {row['ours']['bytes'] / 1024:>8.0f}"
+        )
+    print(
+        f"{'all sets':<12} {'':>5} {totals['pillow']:>10.1f} {totals['ours']:>8.1f} "
+        f"{totals['pillow'] / totals['ours']:>5.2f}x {totals['ours-effort4']:>10.1f}"
+    )
     print("peak memory above the masters (MB): " + ", ".join(f"{k} {v['peak_mb']:.0f}" for k, v in results.items()))
 
 

@@ -131,8 +131,12 @@ def main() -> None:
     args = parser.parse_args()
     with DevStack(partitions=4) as stack, tempfile.TemporaryDirectory(prefix="imagegen-latency-") as folder:
         port = free_port()
-        env = {**stack.env(), "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "TORCH_THREADS": "1",
-               "MODEL_CACHE_DIR": str(Path(".cache/imagegen/models").absolute())}  # fmt: skip
+        env = {
+            **stack.env(),
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+            "TORCH_THREADS": "1",
+            "MODEL_CACHE_DIR": str(Path(".cache/imagegen/models").absolute()),
+        }
         services = Services(env, Path(folder) / "logs", api_port=port)
         try:
             started = time.perf_counter()

@@ -22,11 +22,26 @@ async def variation_requested(cur: AsyncCursor[Any], e: m.VariationRequested) ->
                steps, guidance, priority, families, round, requested_at, updated_at, focal_point, focal_points)
            values (%s, %s, %s, %s, 'generating', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
            on conflict (id) do nothing""",
-        (e.variation_id, e.command_id, e.name, e.category, g.prompt, g.negative_prompt, g.seed, g.model, g.steps,
-         g.guidance, e.priority, list(e.families), e.round, e.occurred_at, e.occurred_at,
-         Jsonb(e.focal_point.model_dump()) if e.focal_point else None,
-         Jsonb({f: p.model_dump() for f, p in e.focal_points.items()})),
-    )  # fmt: skip
+        (
+            e.variation_id,
+            e.command_id,
+            e.name,
+            e.category,
+            g.prompt,
+            g.negative_prompt,
+            g.seed,
+            g.model,
+            g.steps,
+            g.guidance,
+            e.priority,
+            list(e.families),
+            e.round,
+            e.occurred_at,
+            e.occurred_at,
+            Jsonb(e.focal_point.model_dump()) if e.focal_point else None,
+            Jsonb({f: p.model_dump() for f, p in e.focal_points.items()}),
+        ),
+    )
     await cur.executemany(
         """insert into families (variation_id, family, status, round) values (%s, %s, 'queued', %s)
            on conflict do nothing""",
@@ -86,10 +101,26 @@ async def family_completed(cur: AsyncCursor[Any], e: m.FamilyCompleted) -> None:
                seed = %s, duration_s = %s, completed_at = %s, scheduler = %s, weights = %s, warnings = %s,
                subject_left = %s, subject_top = %s, subject_width = %s, subject_height = %s, subject_reason = %s
            where variation_id = %s and family = %s and round = %s and status in ('queued', 'generating')""",
-        (e.master.key, e.master.url, e.master.width, e.master.height, e.master.bytes, e.model, e.seed,
-         e.duration_s, e.occurred_at, e.scheduler or None, e.weights or None, list(e.warnings),
-         *(e.subject or (None, None, None, None)), e.subject_reason, e.variation_id, e.family, e.round),
-    )  # fmt: skip
+        (
+            e.master.key,
+            e.master.url,
+            e.master.width,
+            e.master.height,
+            e.master.bytes,
+            e.model,
+            e.seed,
+            e.duration_s,
+            e.occurred_at,
+            e.scheduler or None,
+            e.weights or None,
+            list(e.warnings),
+            *(e.subject or (None, None, None, None)),
+            e.subject_reason,
+            e.variation_id,
+            e.family,
+            e.round,
+        ),
+    )
     if cur.rowcount == 0:
         return  # an outcome of an earlier round, or not the first of this one: the first wins
     await cur.execute("delete from derivatives where variation_id = %s and family = %s", (e.variation_id, e.family))
@@ -98,11 +129,24 @@ async def family_completed(cur: AsyncCursor[Any], e: m.FamilyCompleted) -> None:
                bytes, content_type, crop_left, crop_top, crop_width, crop_height, crop_reason, crop_clear, scale)
            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
         [
-            (e.variation_id, e.family, d.name, d.key, d.url, d.width, d.height, d.bytes, d.content_type,
-             *(d.crop or (None, None, None, None)), d.crop_reason, d.crop_clear, d.scale)
+            (
+                e.variation_id,
+                e.family,
+                d.name,
+                d.key,
+                d.url,
+                d.width,
+                d.height,
+                d.bytes,
+                d.content_type,
+                *(d.crop or (None, None, None, None)),
+                d.crop_reason,
+                d.crop_clear,
+                d.scale,
+            )
             for d in e.derivatives
         ],
-    )  # fmt: skip
+    )
 
 
 async def family_failed(cur: AsyncCursor[Any], e: m.FamilyFailed) -> None:

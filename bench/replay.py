@@ -81,8 +81,15 @@ def history(count: int, seed: int = 7) -> list[m.Event]:
                 events.append(m.FamilyStarted(event_id=m.derive_id(job, "started"), worker="gpu-1:1", **about))
                 if rng.random() < 0.05:
                     failed[family] = "CUDA out of memory"
-                    events.append(m.FamilyFailed(event_id=m.derive_id(job, "failed"), error_kind="OutOfMemoryError",
-                                                 message=failed[family], retryable=True, **about))  # fmt: skip
+                    events.append(
+                        m.FamilyFailed(
+                            event_id=m.derive_id(job, "failed"),
+                            error_kind="OutOfMemoryError",
+                            message=failed[family],
+                            retryable=True,
+                            **about,
+                        )
+                    )
                     continue
                 events.append(
                     m.FamilyCompleted(
@@ -114,10 +121,17 @@ def history(count: int, seed: int = 7) -> list[m.Event]:
 
 def _image(variation: str, name: str, side: int, crop: bool = False) -> m.StoredImage:
     return m.StoredImage(
-        name=name, key=f"{variation}/{name}.webp", url=f"https://img.example.com/api/images/{variation}/{name}",
-        width=side, height=side, bytes=48_213, crop=(0, 0, 1024, 1024) if crop else None,
-        crop_reason="face" if crop else None, crop_clear=True if crop else None, scale=side / 1024 if crop else None,
-    )  # fmt: skip
+        name=name,
+        key=f"{variation}/{name}.webp",
+        url=f"https://img.example.com/api/images/{variation}/{name}",
+        width=side,
+        height=side,
+        bytes=48_213,
+        crop=(0, 0, 1024, 1024) if crop else None,
+        crop_reason="face" if crop else None,
+        crop_clear=True if crop else None,
+        scale=side / 1024 if crop else None,
+    )
 
 
 async def produce(servers: str, topic: str, events: list[m.Event]) -> None:
@@ -177,8 +191,10 @@ async def main() -> None:
         topic = "bench.events"
         began = time.perf_counter()
         await produce(stack.bootstrap_servers, topic, events)
-        print(f"{total} events ({unique} distinct) of {args.variations} variations produced in "
-              f"{time.perf_counter() - began:.1f} s")  # fmt: skip
+        print(
+            f"{total} events ({unique} distinct) of {args.variations} variations produced in "
+            f"{time.perf_counter() - began:.1f} s"
+        )
         del events  # a projector holds no log: neither should the process timing it
         gc.collect()
         runs: dict[str, Callable[[str], Any]] = {

@@ -73,8 +73,13 @@ def cmd_api(args: argparse.Namespace) -> None:
         app = create_app(s)
     except AccessConfigError as exc:  # a bad key entry or rate stops the api at start, named
         sys.exit(f"imagegen: {exc}")
-    uvicorn.run(app, host=s.api_host, port=s.api_port, access_log=False,
-                log_config=logs.config(s.log_format, s.log_level, "api"))  # fmt: skip
+    uvicorn.run(
+        app,
+        host=s.api_host,
+        port=s.api_port,
+        access_log=False,
+        log_config=logs.config(s.log_format, s.log_level, "api"),
+    )
 
 
 def cmd_keys_new(args: argparse.Namespace) -> None:
@@ -126,9 +131,13 @@ def cmd_rebuild(args: argparse.Namespace) -> None:
 
     s = settings()
     with Progress(
-        TextColumn("rebuilding the read model"), BarColumn(), MofNCompleteColumn(), TextColumn("events"),
-        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-    ) as bar:  # fmt: skip
+        TextColumn("rebuilding the read model"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("events"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+    ) as bar:
         task = bar.add_task("replay", total=None, rate="")
 
         def progress(reached: int, held: int, seconds: float) -> None:

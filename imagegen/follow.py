@@ -61,8 +61,13 @@ def follow(api_url: str, body: dict[str, Any], timeout: float = 3600.0) -> dict[
             raise SystemExit(f"refused ({response.status_code}): {response.text}")
         accepted = response.json()
         console.print(f"accepted: {accepted['name']} ({accepted['id']})")
-        columns = (TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("{task.fields[status]}"))  # fmt: skip
+        columns = (
+            TextColumn("{task.description:<12}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[status]}"),
+        )
         if accepted["status"] != "accepted":  # "accepted": the same request was made before, and is done
             with Progress(*columns, console=console) as progress:
                 bars = Bars(progress, list(body["families"]))

@@ -28,12 +28,14 @@ def about(*jobs: m.GenerateFamily) -> Iterator[None]:
     def field(values: list[str]) -> Any:
         return values[0] if len(values) == 1 else values
 
-    token = JOB.set({
-        "variation_id": field([str(j.variation_id) for j in jobs]),
-        "variation": field([j.name for j in jobs]),
-        "family": jobs[0].family,
-        "job_id": field([str(j.job_id) for j in jobs]),
-    })  # fmt: skip
+    token = JOB.set(
+        {
+            "variation_id": field([str(j.variation_id) for j in jobs]),
+            "variation": field([j.name for j in jobs]),
+            "family": jobs[0].family,
+            "job_id": field([str(j.job_id) for j in jobs]),
+        }
+    )
     try:
         yield
     finally:
@@ -66,8 +68,12 @@ class JobText(logging.Filter):
 def _json(service: str) -> logging.Formatter:
     from pythonjsonlogger.json import JsonFormatter
 
-    return JsonFormatter(JSON, rename_fields={"levelname": "level", "name": "logger"}, timestamp="time",
-                         static_fields={"service": service} if service else {})  # fmt: skip
+    return JsonFormatter(
+        JSON,
+        rename_fields={"levelname": "level", "name": "logger"},
+        timestamp="time",
+        static_fields={"service": service} if service else {},
+    )
 
 
 def config(form: str = "text", level: str = "INFO", service: str = "") -> dict[str, Any]:

@@ -110,8 +110,16 @@ def _print_jobs(jobs: list[dict[str, Any]]) -> None:
     table = Table("state", "family", "variation", "priority", "round", "worker", "for", "error", box=None)
     for j in jobs:
         round_ = f"{j['round']}" + (f" (attempt {j['attempts']})" if j["attempts"] > 1 else "")
-        table.add_row(j["state"], j["family"], j["variation"], j["priority"], round_, j["worker"] or "-",
-                      f"{j['seconds']:.0f} s", (j["error"] or "")[:60])  # fmt: skip
+        table.add_row(
+            j["state"],
+            j["family"],
+            j["variation"],
+            j["priority"],
+            round_,
+            j["worker"] or "-",
+            f"{j['seconds']:.0f} s",
+            (j["error"] or "")[:60],
+        )
     Console().print(table)
 
 
@@ -140,8 +148,9 @@ def cmd_clear(args: argparse.Namespace) -> None:
         commands.append(m.CancelVariation(command_id=uuid.uuid4(), variation_id=uuid.UUID(vid)))
     for j in jobs:
         if j["state"] == "failed":
-            commands.append(m.AbandonFamily(command_id=uuid.uuid4(), variation_id=uuid.UUID(j["variationId"]),
-                                            family=j["family"]))  # fmt: skip
+            commands.append(
+                m.AbandonFamily(command_id=uuid.uuid4(), variation_id=uuid.UUID(j["variationId"]), family=j["family"])
+            )
     _print_jobs(jobs)
     cancelled = sum(isinstance(c, m.CancelVariation) for c in commands)
     abandoned = len(commands) - cancelled

@@ -137,8 +137,9 @@ def _cut(
         window = resize_to(master.crop(left, top, width, height), target.width, target.height)
         data = encode(window, target.format, quality, metadata, encoding.webp_effort)
     scale = round(target.width / width, 4)
-    return Cut(target.name, target.width, target.height, data, framed.box, subject.reason, framed.clear, scale,
-               target.format)  # fmt: skip
+    return Cut(
+        target.name, target.width, target.height, data, framed.box, subject.reason, framed.clear, scale, target.format
+    )
 
 
 def resize_to(image: pyvips.Image, width: int, height: int) -> pyvips.Image:

@@ -51,13 +51,25 @@ _TEXT: dict[str, Any] = dict(
     vocab_size=49408, max_position_embeddings=77, bos_token_id=49406, eos_token_id=49407, layer_norm_eps=1e-5
 )
 TEXT_ENCODER: dict[str, Any] = dict(  # CLIP ViT-L/14's text model
-    _TEXT, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-    hidden_act="quick_gelu", projection_dim=768, pad_token_id=49407,
-)  # fmt: skip
+    _TEXT,
+    hidden_size=768,
+    intermediate_size=3072,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    hidden_act="quick_gelu",
+    projection_dim=768,
+    pad_token_id=49407,
+)
 TEXT_ENCODER_2: dict[str, Any] = dict(  # OpenCLIP ViT-bigG/14's text model, with projection
-    _TEXT, hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20,
-    hidden_act="gelu", projection_dim=1280, pad_token_id=0,
-)  # fmt: skip
+    _TEXT,
+    hidden_size=1280,
+    intermediate_size=5120,
+    num_hidden_layers=32,
+    num_attention_heads=20,
+    hidden_act="gelu",
+    projection_dim=1280,
+    pad_token_id=0,
+)
 SCHEDULER: dict[str, Any] = dict(
     num_train_timesteps=1000,
     beta_start=0.00085,

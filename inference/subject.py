@@ -92,8 +92,10 @@ def window_offset(whole_image: pyvips.Image, window_image: pyvips.Image) -> tupl
     """Where `window_image`, cut out of `whole_image` along one free axis, lies in it."""
     free_x, free_y = whole_image.width - window_image.width, whole_image.height - window_image.height
     if free_x and free_y:
-        raise ValueError(f"one free axis expected, got {whole_image.width}x{whole_image.height} -> "
-                         f"{window_image.width}x{window_image.height}")  # fmt: skip
+        raise ValueError(
+            f"one free axis expected, got {whole_image.width}x{whole_image.height} -> "
+            f"{window_image.width}x{window_image.height}"
+        )
     if not (free_x or free_y):
         return 0, 0
     whole, part = np.atleast_3d(whole_image.numpy()), np.atleast_3d(window_image.numpy())

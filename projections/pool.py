@@ -78,8 +78,9 @@ def _child(
     halt: ProcessEvent,
 ) -> None:
     logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s projector {share[0] + 1}/{share[1]} %(message)s")
-    asyncio.run(_project(Projector(bootstrap_servers, database_url, topic, migrate=False, lanes=1, share=share),
-                         applied, halt))  # fmt: skip
+    asyncio.run(
+        _project(Projector(bootstrap_servers, database_url, topic, migrate=False, lanes=1, share=share), applied, halt)
+    )
 
 
 async def _project(projector: Projector, applied: Synchronized[int], halt: ProcessEvent) -> None:

@@ -103,8 +103,10 @@ class Projector:
                 if stop.is_set():
                     return
                 self.outages += 1
-                log.warning("the read model's database does not answer (%s); resuming from the recorded positions "
-                            "once it does", str(exc).strip() or type(exc).__name__)  # fmt: skip
+                log.warning(
+                    "the read model's database does not answer (%s); resuming from the recorded positions once it does",
+                    str(exc).strip() or type(exc).__name__,
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), pause)
             pause = min(pause * 2, 5.0)

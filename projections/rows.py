@@ -90,9 +90,23 @@ family_values: Callable[[Family], tuple[Any, ...]] = attrgetter(*FAMILY_COLUMNS)
 
 
 DERIVATIVE_COLUMNS = (
-    "variation_id", "family", "name", "storage_key", "public_url", "width", "height", "bytes", "content_type",
-    "crop_left", "crop_top", "crop_width", "crop_height", "crop_reason", "crop_clear", "scale",
-)  # fmt: skip
+    "variation_id",
+    "family",
+    "name",
+    "storage_key",
+    "public_url",
+    "width",
+    "height",
+    "bytes",
+    "content_type",
+    "crop_left",
+    "crop_top",
+    "crop_width",
+    "crop_height",
+    "crop_reason",
+    "crop_clear",
+    "scale",
+)
 REJECTION_COLUMNS = ("event_id", "command_id", "variation_id", "name", "reason", "occurred_at")
 FamilyKey = tuple[uuid.UUID, str]
 
@@ -132,14 +146,29 @@ def _requested(fold: Fold, e: m.VariationRequested) -> None:
     if e.variation_id not in fold.variations:
         g = e.generation
         fold.variations[e.variation_id] = Variation(
-            id=e.variation_id, command_id=e.command_id, name=e.name, category=e.category, status="generating",
-            prompt=g.prompt, negative_prompt=g.negative_prompt, seed=g.seed, model=g.model, steps=g.steps,
-            guidance=g.guidance, priority=e.priority, families=list(e.families), round=e.round, error=None,
-            requested_at=e.occurred_at, updated_at=e.occurred_at, completed_at=None,
+            id=e.variation_id,
+            command_id=e.command_id,
+            name=e.name,
+            category=e.category,
+            status="generating",
+            prompt=g.prompt,
+            negative_prompt=g.negative_prompt,
+            seed=g.seed,
+            model=g.model,
+            steps=g.steps,
+            guidance=g.guidance,
+            priority=e.priority,
+            families=list(e.families),
+            round=e.round,
+            error=None,
+            requested_at=e.occurred_at,
+            updated_at=e.occurred_at,
+            completed_at=None,
             focal_point=e.focal_point.model_dump() if e.focal_point else None,
             focal_points={f: p.model_dump() for f, p in e.focal_points.items()},
-            variant_set=e.variant_set, variant=e.variant,
-        )  # fmt: skip
+            variant_set=e.variant_set,
+            variant=e.variant,
+        )
         fold.made.add(e.variation_id)
     for name in e.families:
         key = (e.variation_id, name)
@@ -209,17 +238,34 @@ def _completed(fold: Fold, e: m.FamilyCompleted) -> None:
     f.subject_left, f.subject_top, f.subject_width, f.subject_height = e.subject or (None, None, None, None)
     f.subject_reason = e.subject_reason
     fold.derivatives[(f.variation_id, f.family)] = [
-        (e.variation_id, e.family, d.name, d.key, d.url, d.width, d.height, d.bytes, d.content_type,
-         *(d.crop or (None, None, None, None)), d.crop_reason, d.crop_clear, d.scale)
+        (
+            e.variation_id,
+            e.family,
+            d.name,
+            d.key,
+            d.url,
+            d.width,
+            d.height,
+            d.bytes,
+            d.content_type,
+            *(d.crop or (None, None, None, None)),
+            d.crop_reason,
+            d.crop_clear,
+            d.scale,
+        )
         for d in e.derivatives
-    ]  # fmt: skip
+    ]
 
 
 def _failed(fold: Fold, e: m.FamilyFailed) -> None:
     if f := _family(fold, e, ("queued", "generating")):
         f.status, f.error, f.error_kind, f.retryable, f.completed_at = (
-            "failed", e.message, e.error_kind, e.retryable, e.occurred_at,
-        )  # fmt: skip
+            "failed",
+            e.message,
+            e.error_kind,
+            e.retryable,
+            e.occurred_at,
+        )
 
 
 def _cancelled(fold: Fold, e: m.VariationCancelled) -> None:

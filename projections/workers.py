@@ -29,11 +29,20 @@ async def record(conn: psycopg.AsyncConnection, beats: list[operational.WorkerHe
         await cur.executemany(
             UPSERT,
             [
-                (b.worker, list(b.families), list(b.models_loaded), b.device, b.free_memory_bytes, b.interval_s,
-                 b.sent_at, b.device_memory_total_bytes, b.device_memory_allocated_bytes)
+                (
+                    b.worker,
+                    list(b.families),
+                    list(b.models_loaded),
+                    b.device,
+                    b.free_memory_bytes,
+                    b.interval_s,
+                    b.sent_at,
+                    b.device_memory_total_bytes,
+                    b.device_memory_allocated_bytes,
+                )
                 for b in beats
             ],
-        )  # fmt: skip
+        )
 
 
 async def track(bootstrap_servers: str, database_url: str, stop: asyncio.Event) -> None:

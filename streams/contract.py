@@ -47,16 +47,23 @@ def _examples() -> dict[str, m.Command]:
     name = "spring-sale"
     vid = m.variation_id(name)
     command = m.derive_id("example", name)  # a fixed id, so the document does not change from run to run
-    generation = m.Generation(prompt="fresh flowers on a market stall", negative_prompt="text", seed=7,
-                              model="tiny", steps=4, guidance=5.0)  # fmt: skip
+    generation = m.Generation(
+        prompt="fresh flowers on a market stall", negative_prompt="text", seed=7, model="tiny", steps=4, guidance=5.0
+    )
     return {
-        "CreateVariation": m.CreateVariation(command_id=command, variation_id=vid, name=name, category="retail",
-                                             families=("square", "landscape"), generation=generation),
+        "CreateVariation": m.CreateVariation(
+            command_id=command,
+            variation_id=vid,
+            name=name,
+            category="retail",
+            families=("square", "landscape"),
+            generation=generation,
+        ),
         "RegenerateVariation": m.RegenerateVariation(command_id=command, variation_id=vid),
         "RetryFamily": m.RetryFamily(command_id=command, variation_id=vid, family="square"),
         "CancelVariation": m.CancelVariation(command_id=command, variation_id=vid),
         "AbandonFamily": m.AbandonFamily(command_id=command, variation_id=vid, family="square"),
-    }  # fmt: skip
+    }
 
 
 def _type(model: type[BaseModel]) -> str:

@@ -212,8 +212,16 @@ class FamilyJobs:
         framing: dict[str, Any] = {}
         if piece is not None:
             framing = dict(crop=piece.crop, crop_reason=piece.reason, crop_clear=piece.clear, scale=piece.scale)
-        return m.StoredImage(name=name, key=key, url=url, width=size[0], height=size[1], bytes=len(data),
-                             content_type=content_type, **framing)  # fmt: skip
+        return m.StoredImage(
+            name=name,
+            key=key,
+            url=url,
+            width=size[0],
+            height=size[1],
+            bytes=len(data),
+            content_type=content_type,
+            **framing,
+        )
 
     async def run(self, job: m.GenerateFamily) -> Outcome:
         return (await self.run_batch([job]))[0]
@@ -231,8 +239,9 @@ class FamilyJobs:
 
         def on_step(step: int, steps: int) -> None:  # in the drawing thread
             if time.monotonic() > deadline:
-                raise DeadlineExceeded(f"drawing exceeded the {self.settings.generation_deadline_s:g} s deadline "
-                                       f"at step {step} of {steps}")  # fmt: skip
+                raise DeadlineExceeded(
+                    f"drawing exceeded the {self.settings.generation_deadline_s:g} s deadline at step {step} of {steps}"
+                )
             if self.releasing.is_set():
                 raise Released(f"released at step {step} of {steps}: the worker is stopping")
             if report is not None and step:
@@ -249,8 +258,13 @@ class FamilyJobs:
         except Released:
             raise
         except Stopped as stop:
-            log.info("%s of %s stopped at step %d of %d: cancelled", batch[0].family, [j.name for j in batch],
-                     stop.step, stop.steps)  # fmt: skip
+            log.info(
+                "%s of %s stopped at step %d of %d: cancelled",
+                batch[0].family,
+                [j.name for j in batch],
+                stop.step,
+                stop.steps,
+            )
             return [cancelled_job(job, stop.step, stop.steps) for job in batch]
         except Exception as exc:
             log.exception("family %s failed for %s", batch[0].family, [job.name for job in batch])
@@ -272,8 +286,9 @@ class FamilyJobs:
 
     async def _completed(self, job: m.GenerateFamily, drawn: Drawn, duration_s: float) -> m.FamilyCompleted:
         family = self.table.get(job.family)
-        master = await self._store(job.name, family.name, master_key(job.name, family.name), drawn.master,
-                                   (family.width, family.height))  # fmt: skip
+        master = await self._store(
+            job.name, family.name, master_key(job.name, family.name), drawn.master, (family.width, family.height)
+        )
         derivatives = []
         for c in drawn.cuts:
             key = derivative_key(job.name, c.name, c.extension)

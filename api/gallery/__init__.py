@@ -23,8 +23,9 @@ class PageFiles(StaticFiles):
             return "", None
         return super().lookup_path(path)
 
-    def file_response(self, full_path: PathLike, stat_result: os.stat_result, scope: Scope,
-                      status_code: int = 200) -> Response:  # fmt: skip
+    def file_response(
+        self, full_path: PathLike, stat_result: os.stat_result, scope: Scope, status_code: int = 200
+    ) -> Response:
         response = super().file_response(full_path, stat_result, scope, status_code)
         # the page is small and changes with the code: revalidate (a 304 on its ETag), never run stale code
         response.headers.setdefault("cache-control", "no-cache")

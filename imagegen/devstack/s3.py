@@ -43,8 +43,17 @@ class S3Server:
 
     # Every listener's port is given: the defaults are fixed numbers that parallel runs would share. The
     # admin server's gRPC port must be its port + 10000, which its embedded worker dials whatever it is told.
-    PORTS = ("s3.port", "s3.port.grpc", "master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
-             "filer.port", "filer.port.grpc", "admin.port")  # fmt: skip
+    PORTS = (
+        "s3.port",
+        "s3.port.grpc",
+        "master.port",
+        "master.port.grpc",
+        "volume.port",
+        "volume.port.grpc",
+        "filer.port",
+        "filer.port.grpc",
+        "admin.port",
+    )
 
     def __init__(self, folder: Path | None = None, *, bucket: str = "images", timeout: float = 30.0) -> None:
         self._owns_folder = folder is None

@@ -63,8 +63,9 @@ def live(page: Any) -> dict[str, int]:
 
 
 def progress(page: Any) -> dict[str, tuple[float, float]]:
-    bars = page.eval_on_selector_all('progress[data-testid="progress"]',
-                                     "(bars) => bars.map((b) => [b.dataset.family, b.value, b.max])")  # fmt: skip
+    bars = page.eval_on_selector_all(
+        'progress[data-testid="progress"]', "(bars) => bars.map((b) => [b.dataset.family, b.value, b.max])"
+    )
     return {family: (value, top) for family, value, top in bars}
 
 
@@ -91,8 +92,7 @@ def sizes(variation: dict[str, Any]) -> dict[str, tuple[int, int]]:
 def post(api: httpx.Client, name: str, families: list[str], steps: int = 1, **extra: Any) -> str:
     """Post a small variation (once: the same request again is accepted as the same one); its id."""
     generation = {"prompt": f"{name.replace('-', ' ')} at noon", "seed": 3, "model": "tiny", "inferenceSteps": steps}
-    r = api.post("/api/images/variations", json={"name": name, "families": families, "generation": generation,
-                                                  **extra})  # fmt: skip
+    r = api.post("/api/images/variations", json={"name": name, "families": families, "generation": generation, **extra})
     assert r.status_code == 202, r.text
     return r.json()["id"]
 
@@ -193,10 +193,12 @@ def test_a_variation_made_from_the_form_is_drawn_live_on_the_page_without_a_relo
     ], tags
     page.screenshot(path=SCREENSHOTS / "gallery-variation.png", full_page=True)
     zone_count = len(table["instagram-story"]["safeZones"])
-    print(f"\nvariation completed in {took:.1f} s with {seen['updates']} SSE updates ({seen['steps']} steps), "
-          f"{len(page.loads)} page load, {tabs} Tab presses to the create button; {len(derivatives)} derivatives "
-          f"and {len(decoded) - len(derivatives)} masters decoded at natural size, {crops} crop boxes; "
-          f"{zone_count} safe zones drawn on the story; {len(tags)} meta tags")  # fmt: skip
+    print(
+        f"\nvariation completed in {took:.1f} s with {seen['updates']} SSE updates ({seen['steps']} steps), "
+        f"{len(page.loads)} page load, {tabs} Tab presses to the create button; {len(derivatives)} derivatives "
+        f"and {len(decoded) - len(derivatives)} masters decoded at natural size, {crops} crop boxes; "
+        f"{zone_count} safe zones drawn on the story; {len(tags)} meta tags"
+    )
 
 
 def test_the_gallery_lists_newest_first_searches_and_pages(page: Any, api: httpx.Client) -> None:
@@ -307,8 +309,7 @@ def test_regenerate_retry_and_cancel_show_live_on_the_page(page: Any, api: httpx
     r = api.post("/api/images/variations", json={"name": long, "families": ["hero"], "generation": generation})
     assert r.status_code == 202, r.text
     page.goto(f"/gallery/#/v/{r.json()['id']}")
-    page.wait_for_function('() => document.querySelector(\'progress[data-family="hero"]\')?.value >= 2',
-                           timeout=DRAWN)  # fmt: skip
+    page.wait_for_function("() => document.querySelector('progress[data-family=\"hero\"]')?.value >= 2", timeout=DRAWN)
     page.get_by_role("button", name="Cancel").click()
     expect(status).to_have_text("cancelled", timeout=DRAWN)
     hero = page.locator('section[data-family="hero"]')
@@ -325,8 +326,13 @@ def test_regenerate_retry_and_cancel_show_live_on_the_page(page: Any, api: httpx
 
 def test_nothing_overflows_a_phone_s_width(browser: Any, api: httpx.Client, services) -> None:
     variation = drawn(api, "gallery-pier-1", ["square"], category="piers")
-    context = browser.new_context(base_url=services.api_url, viewport={"width": 390, "height": 844},
-                                  device_scale_factor=2, is_mobile=True, has_touch=True)  # fmt: skip
+    context = browser.new_context(
+        base_url=services.api_url,
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+    )
     phone = context.new_page()
     harbour = api.get(f"/api/images/variations/{m.variation_id('gallery-harbour')}")
     shown = [f"#/v/{variation['id']}", "#/", "#/new"]

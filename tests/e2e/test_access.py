@@ -17,8 +17,16 @@ from imagegen.devstack import DevStack, free_port
 from imagegen.services import Services
 from tests.conftest import ARTIFACTS
 
-KEYS = {name: new_key(name, scope) for name, scope in
-        (("cms", "read"), ("ci", "submit"), ("ops", "admin"), ("burst", "submit"), ("uploader", "submit"))}  # fmt: skip
+KEYS = {
+    name: new_key(name, scope)
+    for name, scope in (
+        ("cms", "read"),
+        ("ci", "submit"),
+        ("ops", "admin"),
+        ("burst", "submit"),
+        ("uploader", "submit"),
+    )
+}
 NAME = f"access-{uuid.uuid4().hex[:8]}"
 BODY = {
     "name": NAME,
@@ -77,8 +85,10 @@ def test_health_is_open_and_without_a_valid_key_the_rest_is_401_with_a_bearer_ch
     wrong = keyed.get("/api/images/variations", headers={"Authorization": "Bearer igk_guessed"})
     nowhere = keyed.delete("/api/images/no/such/route")
     challenge = missing.headers["www-authenticate"]
-    print(f"\nno key: {missing.status_code} WWW-Authenticate {challenge!r}; wrong key: {wrong.status_code} "
-          f"{wrong.headers['www-authenticate']!r}; unknown route: {nowhere.status_code}")  # fmt: skip
+    print(
+        f"\nno key: {missing.status_code} WWW-Authenticate {challenge!r}; wrong key: {wrong.status_code} "
+        f"{wrong.headers['www-authenticate']!r}; unknown route: {nowhere.status_code}"
+    )
     assert missing.status_code == wrong.status_code == nowhere.status_code == 401
     assert missing.headers["www-authenticate"] == "Bearer"
     assert missing.json()["errors"] == [{"field": "authorization", "message": "missing"}]
@@ -108,8 +118,10 @@ def test_a_submit_key_creates_and_the_images_are_public_unless_configured_privat
     public = keyed.get(path)
     closed = private.get(path)
     opened = private.get(path, headers=key("cms"))
-    print(f"\n{NAME} drawn through a submit key; {path}: without a key {public.status_code} ({len(public.content)} "
-          f"bytes), with IMAGE_ACCESS=read {closed.status_code}, with a read key {opened.status_code}")  # fmt: skip
+    print(
+        f"\n{NAME} drawn through a submit key; {path}: without a key {public.status_code} ({len(public.content)} "
+        f"bytes), with IMAGE_ACCESS=read {closed.status_code}, with a read key {opened.status_code}"
+    )
     assert public.status_code == 200 and public.headers["content-type"] == "image/webp"
     assert closed.status_code == 401 and opened.status_code == 200 and opened.content == public.content
     assert private.get("/api/images/health").status_code == 200
@@ -135,8 +147,10 @@ def test_a_key_over_its_limit_gets_429_with_retry_after_and_the_other_keys_do_no
     answers = [keyed.post(cancel, headers=key("burst")) for _ in range(4)]
     statuses = [a.status_code for a in answers]
     last = answers[-1]
-    print(f"\n{statuses[:3].count(404)} let through (404: no such variation), then {last.status_code} Retry-After "
-          f"{last.headers['retry-after']} s ({last.json()['message']})")  # fmt: skip
+    print(
+        f"\n{statuses[:3].count(404)} let through (404: no such variation), then {last.status_code} Retry-After "
+        f"{last.headers['retry-after']} s ({last.json()['message']})"
+    )
     assert statuses == [404, 404, 404, 429]
     assert 1 <= int(last.headers["retry-after"]) <= 60 and last.headers["ratelimit-remaining"] == "0"
     assert keyed.post(cancel, headers=key("ci")).status_code == 404  # another key, its own window
@@ -151,10 +165,13 @@ def test_a_body_over_the_limit_is_413_whether_declared_or_chunked(keyed):
         yield b'{"name": "' + b"x" * 800
         yield b"x" * 800 + b'"}'
 
-    chunked = keyed.post("/api/images/variations", content=chunks(),
-                         headers={**key("uploader"), "content-type": "application/json"})  # fmt: skip
+    chunked = keyed.post(
+        "/api/images/variations", content=chunks(), headers={**key("uploader"), "content-type": "application/json"}
+    )
     assert "content-length" not in chunked.request.headers
-    print(f"\nbody over 1024 bytes: with Content-Length {declared.status_code}, chunked {chunked.status_code} "
-          f"({chunked.json()['message']})")  # fmt: skip
+    print(
+        f"\nbody over 1024 bytes: with Content-Length {declared.status_code}, chunked {chunked.status_code} "
+        f"({chunked.json()['message']})"
+    )
     assert declared.status_code == chunked.status_code == 413
     assert chunked.json()["errors"] == [{"field": "body", "message": "at most 1024 bytes"}]

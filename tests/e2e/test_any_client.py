@@ -43,14 +43,23 @@ def test_a_command_posted_with_kcat_completes_and_its_domain_event_is_read_with_
     name = f"kcat-{uuid.uuid4().hex[:8]}"
     topic, key, value = command_from_the_document(name)
     servers = stack.bootstrap_servers
-    posted = subprocess.run(["kcat", "-P", "-b", servers, "-t", topic, "-k", key, "-X", "enable.idempotence=true"],
-                            input=value + "\n", capture_output=True, text=True, timeout=30)  # fmt: skip
+    posted = subprocess.run(
+        ["kcat", "-P", "-b", servers, "-t", topic, "-k", key, "-X", "enable.idempotence=true"],
+        input=value + "\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert posted.returncode == 0, posted.stderr
 
     deadline, events = time.monotonic() + 180, []
     while time.monotonic() < deadline:
-        read = subprocess.run(["kcat", "-C", "-b", servers, "-t", "imagegen.domain-events", "-o", "beginning",
-                               "-e", "-q", "-J"], capture_output=True, text=True, timeout=60)  # fmt: skip
+        read = subprocess.run(
+            ["kcat", "-C", "-b", servers, "-t", "imagegen.domain-events", "-o", "beginning", "-e", "-q", "-J"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert read.returncode == 0, read.stderr
         records = [json.loads(line) for line in read.stdout.splitlines() if line.strip()]
         events = [json.loads(r["payload"]) for r in records if r["key"] == key]

@@ -17,13 +17,21 @@ from streams import messages as m
 from tests.e2e.test_http import wait_for
 from tests.integration.kafka import produce, read_until
 
-GENERATION = {"prompt": "a kayak on a calm lake", "negativePrompt": "text", "seed": 3, "model": "tiny",
-              "inferenceSteps": 2}  # fmt: skip
+GENERATION = {
+    "prompt": "a kayak on a calm lake",
+    "negativePrompt": "text",
+    "seed": 3,
+    "model": "tiny",
+    "inferenceSteps": 2,
+}
 
 
 def test_a_prompt_with_a_blocked_term_is_refused_over_http_naming_the_field(api: httpx.Client) -> None:
-    body = {"name": "brand-refused", "families": ["square"],
-            "generation": {**GENERATION, "prompt": "a can of RIVAL  Cola on a lake"}}  # fmt: skip
+    body = {
+        "name": "brand-refused",
+        "families": ["square"],
+        "generation": {**GENERATION, "prompt": "a can of RIVAL  Cola on a lake"},
+    }
     r = api.post("/api/images/variations", json=body)
     assert r.status_code == 422, r.text
     assert r.json()["errors"] == [{"field": "generation.prompt", "message": r.json()["message"]}]
@@ -34,8 +42,13 @@ def test_a_prompt_with_a_blocked_term_is_refused_over_http_naming_the_field(api:
 
 async def test_a_blocked_prompt_posted_to_the_command_log_is_rejected_with_the_reason(api, stack) -> None:
     generation = m.Generation(prompt="gore on the beach", seed=1, model="tiny", steps=2, guidance=4.0)
-    command = m.CreateVariation(command_id=m.derive_id("brand", "kafka"), variation_id=m.variation_id("brand-kafka"),
-                                name="brand-kafka", families=("square",), generation=generation)  # fmt: skip
+    command = m.CreateVariation(
+        command_id=m.derive_id("brand", "kafka"),
+        variation_id=m.variation_id("brand-kafka"),
+        name="brand-kafka",
+        families=("square",),
+        generation=generation,
+    )
     await produce(stack.bootstrap_servers, topics.COMMANDS, command.key, codec.encode(command))
     deadline = time.monotonic() + 60
     while (found := api.get(f"/api/images/commands/{command.command_id}").json())["status"] == "pending":
@@ -56,8 +69,9 @@ async def test_every_drawing_adds_the_policy_s_negative_prompt_to_the_variation_
     done = wait_for(api, r.json()["id"])
     assert done["status"] == "completed", done
     assert done["generation"]["negativePrompt"] == "text"  # the variation's own, as asked
-    drawn_with = {f["name"]: read_metadata(api.get(f["publicUrl"]).content)["negative_prompt"]
-                  for f in done["families"]}  # fmt: skip
+    drawn_with = {
+        f["name"]: read_metadata(api.get(f["publicUrl"]).content)["negative_prompt"] for f in done["families"]
+    }
     assert drawn_with == {"square": "text, competitor logo", "hero": "text, competitor logo"}
     key = str(done["id"]).encode()
     jobs = []

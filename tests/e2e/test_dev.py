@@ -36,8 +36,11 @@ class Dev:
         }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "imagegen.cli", "dev", "--data", str(data), "--port", str(port), *args],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -75,8 +78,9 @@ class Dev:
 def cli(data: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """An imagegen command from a second terminal in the folder `imagegen dev` was started from."""
     clean = {k: v for k, v in os.environ.items() if k not in STACK_VARIABLES} | {"IMAGEGEN_DATA": str(data)} | env
-    return subprocess.run([sys.executable, "-m", "imagegen.cli", *args], env=clean, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "imagegen.cli", *args], env=clean, capture_output=True, text=True, timeout=120
+    )
 
 
 def variation(api: str, name: str, timeout: float = 180.0) -> dict:
@@ -138,5 +142,7 @@ def test_dev_is_found_by_the_cli_restarts_a_killed_worker_and_keeps_its_history(
     finally:
         second.stop()
         shutil.rmtree(stand_in, ignore_errors=True)
-    print(f"\nimagegen dev: worker killed -9, restarted by the launcher; the next variation completed "
-          f"{recovered:.1f} s after the kill; a second run showed {len(names)} variations of the first")  # fmt: skip
+    print(
+        f"\nimagegen dev: worker killed -9, restarted by the launcher; the next variation completed "
+        f"{recovered:.1f} s after the kill; a second run showed {len(names)} variations of the first"
+    )

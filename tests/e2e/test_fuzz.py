@@ -53,39 +53,132 @@ def history() -> list[m.Event]:
     """A set of two: FIRST partial (square drawn and cut, landscape failed), SECOND still drawing."""
     one, two = m.variation_id(FIRST), m.variation_id(SECOND)
     square, landscape, drawing = m.derive_id(one, "square"), m.derive_id(one, "landscape"), m.derive_id(two, "sq")
-    master = m.StoredImage(name="square", key=f"{FIRST}/masters/square.webp", url=f"/api/images/{FIRST}/square",
-                           width=64, height=64, bytes=12)  # fmt: skip
-    profile = m.StoredImage(name="profile", key=f"{FIRST}/derivatives/profile.webp", width=32, height=32, bytes=12,
-                            url=f"/api/images/{FIRST}/profile", crop=(0, 0, 64, 64), crop_reason="face",
-                            crop_clear=True, scale=0.5)  # fmt: skip
+    master = m.StoredImage(
+        name="square",
+        key=f"{FIRST}/masters/square.webp",
+        url=f"/api/images/{FIRST}/square",
+        width=64,
+        height=64,
+        bytes=12,
+    )
+    profile = m.StoredImage(
+        name="profile",
+        key=f"{FIRST}/derivatives/profile.webp",
+        width=32,
+        height=32,
+        bytes=12,
+        url=f"/api/images/{FIRST}/profile",
+        crop=(0, 0, 64, 64),
+        crop_reason="face",
+        crop_clear=True,
+        scale=0.5,
+    )
     at = dict(occurred_at=NOW)
     return [
-        m.VariationRequested(event_id=uuid.uuid4(), variation_id=one, command_id=CREATED, name=FIRST, category="sea",
-                             families=("square", "landscape"), generation=GEN, priority="normal", variant_set=SET,
-                             variant=1, focal_point=m.FocalPoint(x=0.5, y=0.25), **at),
-        m.VariationRequested(event_id=uuid.uuid4(), variation_id=two, command_id=uuid.uuid4(), name=SECOND,
-                             category="sea", families=("square",), generation=GEN.model_copy(update={"seed": 8}),
-                             priority="dx", variant_set=SET, variant=2, **at),
-        m.FamilyStarted(event_id=uuid.uuid4(), variation_id=one, job_id=square, family="square", round=1, attempt=1,
-                        worker="w:1", **at),
-        m.FamilyCompleted(event_id=uuid.uuid4(), variation_id=one, job_id=square, family="square", round=1,
-                          attempt=1, master=master, derivatives=(profile,), model="tiny", seed=7, duration_s=0.5,
-                          scheduler="euler", weights="abc", subject=(8, 8, 32, 32), subject_reason="face", **at),
-        m.FamilyStarted(event_id=uuid.uuid4(), variation_id=one, job_id=landscape, family="landscape", round=1,
-                        attempt=1, worker="w:1", **at),
-        m.FamilyFailed(event_id=uuid.uuid4(), variation_id=one, job_id=landscape, family="landscape", round=1,
-                       attempt=1, error_kind="oom", message="out of memory", retryable=True, **at),
-        m.VariationPartial(event_id=uuid.uuid4(), variation_id=one, round=1, failed={"landscape": "out of memory"},
-                           **at),
-        m.FamilyStarted(event_id=uuid.uuid4(), variation_id=two, job_id=drawing, family="square", round=1, attempt=1,
-                        worker="w:1", **at),
-    ]  # fmt: skip
+        m.VariationRequested(
+            event_id=uuid.uuid4(),
+            variation_id=one,
+            command_id=CREATED,
+            name=FIRST,
+            category="sea",
+            families=("square", "landscape"),
+            generation=GEN,
+            priority="normal",
+            variant_set=SET,
+            variant=1,
+            focal_point=m.FocalPoint(x=0.5, y=0.25),
+            **at,
+        ),
+        m.VariationRequested(
+            event_id=uuid.uuid4(),
+            variation_id=two,
+            command_id=uuid.uuid4(),
+            name=SECOND,
+            category="sea",
+            families=("square",),
+            generation=GEN.model_copy(update={"seed": 8}),
+            priority="dx",
+            variant_set=SET,
+            variant=2,
+            **at,
+        ),
+        m.FamilyStarted(
+            event_id=uuid.uuid4(),
+            variation_id=one,
+            job_id=square,
+            family="square",
+            round=1,
+            attempt=1,
+            worker="w:1",
+            **at,
+        ),
+        m.FamilyCompleted(
+            event_id=uuid.uuid4(),
+            variation_id=one,
+            job_id=square,
+            family="square",
+            round=1,
+            attempt=1,
+            master=master,
+            derivatives=(profile,),
+            model="tiny",
+            seed=7,
+            duration_s=0.5,
+            scheduler="euler",
+            weights="abc",
+            subject=(8, 8, 32, 32),
+            subject_reason="face",
+            **at,
+        ),
+        m.FamilyStarted(
+            event_id=uuid.uuid4(),
+            variation_id=one,
+            job_id=landscape,
+            family="landscape",
+            round=1,
+            attempt=1,
+            worker="w:1",
+            **at,
+        ),
+        m.FamilyFailed(
+            event_id=uuid.uuid4(),
+            variation_id=one,
+            job_id=landscape,
+            family="landscape",
+            round=1,
+            attempt=1,
+            error_kind="oom",
+            message="out of memory",
+            retryable=True,
+            **at,
+        ),
+        m.VariationPartial(
+            event_id=uuid.uuid4(), variation_id=one, round=1, failed={"landscape": "out of memory"}, **at
+        ),
+        m.FamilyStarted(
+            event_id=uuid.uuid4(),
+            variation_id=two,
+            job_id=drawing,
+            family="square",
+            round=1,
+            attempt=1,
+            worker="w:1",
+            **at,
+        ),
+    ]
 
 
 def seed(stack: DevStack, api: str) -> tuple[str, str]:
     """The seeded history in the read model, its images in storage, a live worker, two webhooks: their ids."""
-    heartbeat = operational.WorkerHeartbeat(worker="w:1", families=("square",), models_loaded=("tiny",), device="cpu",
-                                  free_memory_bytes=2**30, interval_s=60, sent_at=datetime.now(UTC))  # fmt: skip
+    heartbeat = operational.WorkerHeartbeat(
+        worker="w:1",
+        families=("square",),
+        models_loaded=("tiny",),
+        device="cpu",
+        free_memory_bytes=2**30,
+        interval_s=60,
+        sent_at=datetime.now(UTC),
+    )
 
     async def send() -> None:
         for event in history():
@@ -137,8 +230,12 @@ def own_api() -> Iterator[tuple[str, dict[str, dict[str, str]]]]:
     with DevStack(partitions=1) as stack:
         port = free_port()
         # no rate limits: a thousand requests a minute is the point
-        env = {**stack.env(), "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "RATE_LIMIT_READ": "",
-               "RATE_LIMIT_SUBMIT": ""}  # fmt: skip
+        env = {
+            **stack.env(),
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+            "RATE_LIMIT_READ": "",
+            "RATE_LIMIT_SUBMIT": "",
+        }
         services = Services(env, ARTIFACTS / "logs" / "fuzz", api_port=port)
         subprocess.run([sys.executable, "-m", "imagegen.cli", "topics"], env=services.env, check=True)
         try:
@@ -159,8 +256,15 @@ def fuzz(operation: Any, api: str, mode: GenerationMode, path: dict[str, str] | 
     broken: list[str] = []
     session = requests.Session()
 
-    @settings(max_examples=EXAMPLES, database=None, derandomize=True, deadline=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck), print_blob=False)  # fmt: skip
+    @settings(
+        max_examples=EXAMPLES,
+        database=None,
+        derandomize=True,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+    )
     @given(case=operation.as_strategy(generation_mode=mode, path_parameters=path))
     def run(case: schemathesis.Case) -> None:
         response = case.call(base_url=api, session=session, timeout=30)
@@ -168,8 +272,9 @@ def fuzz(operation: Any, api: str, mode: GenerationMode, path: dict[str, str] | 
         try:
             case.validate_response(response, checks=CHECKS)
         except FailureGroup as group:  # kept, not raised: every operation is fuzzed, and the figures printed
-            broken.extend(f"{response.status_code} {f.title}: {f.message}\n  {case.as_curl_command()}"
-                          for f in group.exceptions)  # fmt: skip
+            broken.extend(
+                f"{response.status_code} {f.title}: {f.message}\n  {case.as_curl_command()}" for f in group.exceptions
+            )
 
     with contextlib.suppress(Unsatisfiable):  # nothing to draw: an invalid request of one that takes nothing
         run()

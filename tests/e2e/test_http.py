@@ -196,8 +196,9 @@ def test_a_body_that_is_not_json_is_refused(api):
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "body"
 
 
-@pytest.mark.parametrize(("query", "field"), [("limit=0", "limit"), ("limit=201", "limit"), ("limit=ten", "limit"),
-                                              ("offset=-1", "offset")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("query", "field"), [("limit=0", "limit"), ("limit=201", "limit"), ("limit=ten", "limit"), ("offset=-1", "offset")]
+)
 def test_paging_out_of_range_gets_a_422_naming_the_parameter(api, query, field):
     r = api.get(f"/api/images/variations?{query}")
     assert r.status_code == 422 and r.json()["errors"] == [{"field": field, "message": "out of range"}]
@@ -271,10 +272,26 @@ def test_two_creates_racing_for_one_name_one_wins_and_the_other_learns_why(api):
 
 def test_the_terminal_client_submits_waits_and_prints_the_urls(services):
     done = subprocess.run(
-        [sys.executable, "-m", "imagegen.cli", "generate", "from-the-terminal", "--prompt", "a paper boat",
-         "--families", "facebook-og", "--seed", "5", "--api", services.api_url],
-        capture_output=True, text=True, timeout=180, check=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "imagegen.cli",
+            "generate",
+            "from-the-terminal",
+            "--prompt",
+            "a paper boat",
+            "--families",
+            "facebook-og",
+            "--seed",
+            "5",
+            "--api",
+            services.api_url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
     assert "from-the-terminal" in done.stdout and "completed" in done.stdout
     assert f"{services.api_url}/api/images/from-the-terminal/og-image" in done.stdout
 
@@ -304,8 +321,11 @@ def test_an_seo_service_fed_by_the_domain_events_prints_the_social_meta_tags(api
     group = f"seo-test-{uuid.uuid4().hex[:8]}"
     ran = subprocess.run(
         [sys.executable, "examples/seo_consumer.py", EXAMPLE["name"], "--alt", "Sunset & palms", "--group", group],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert ran.returncode == 0, ran.stderr
     print("\n" + ran.stdout)
     base = f"{api.base_url}/api/images/{EXAMPLE['name']}"

@@ -56,8 +56,9 @@ def of(events: list[ServerSentEvent], kind: str) -> list[dict]:
 
 
 def concluded(events: list[ServerSentEvent]) -> bool:
-    return any(e.event in ("VariationCompleted", "VariationPartial", "VariationFailed", "VariationCancelled")
-               for e in events)  # fmt: skip
+    return any(
+        e.event in ("VariationCompleted", "VariationPartial", "VariationFailed", "VariationCancelled") for e in events
+    )
 
 
 @pytest.fixture
@@ -72,8 +73,9 @@ async def test_a_followed_variation_streams_each_family_s_steps_in_order(client:
     follower = Follower(client, vid, concluded)  # listening before the variation exists
     await asyncio.wait_for(follower.connected.wait(), 30)
     generation = {"prompt": "paper lanterns over a river", "seed": 4, "model": "tiny", "inferenceSteps": 6}
-    r = await client.post("/api/images/variations", json={"name": name, "families": ["square", "hero"],
-                                                           "generation": generation})  # fmt: skip
+    r = await client.post(
+        "/api/images/variations", json={"name": name, "families": ["square", "hero"], "generation": generation}
+    )
     assert r.status_code == 202, r.text
     events = await follower.wait()
     kinds = [e.event for e in events]
@@ -106,8 +108,9 @@ async def test_a_cancelled_variation_stops_mid_drawing_and_skips_the_job_not_sta
     try:
         await asyncio.to_thread(services.wait_for_log, "worker", f"{topics.family('square')}: held: paused", 30)
         generation = {"prompt": "a comet over snow", "seed": 5, "model": "tiny", "inferenceSteps": steps}
-        r = await client.post("/api/images/variations", json={"name": name, "families": ["hero", "square"],
-                                                               "generation": generation})  # fmt: skip
+        r = await client.post(
+            "/api/images/variations", json={"name": name, "families": ["hero", "square"], "generation": generation}
+        )
         assert r.status_code == 202, r.text
         await follower.until(lambda es: any(p["step"] >= 3 for p in of(es, "FamilyProgress")))
         r = await client.post(f"/api/images/variations/{vid}/cancel")
@@ -147,16 +150,37 @@ def test_generate_follow_shows_each_family_s_bar_then_prints_the_urls(services) 
     import sys
 
     run = subprocess.run(
-        [sys.executable, "-m", "imagegen.cli", "generate", "follow-fjord", "--prompt", "a fjord at dusk",
-         "--families", "square,landscape", "--model", "tiny", "--steps", "5", "--seed", "8", "--follow",
-         "--api", services.api_url],
-        env={**services.env, "COLUMNS": "120"}, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "imagegen.cli",
+            "generate",
+            "follow-fjord",
+            "--prompt",
+            "a fjord at dusk",
+            "--families",
+            "square,landscape",
+            "--model",
+            "tiny",
+            "--steps",
+            "5",
+            "--seed",
+            "8",
+            "--follow",
+            "--api",
+            services.api_url,
+        ],
+        env={**services.env, "COLUMNS": "120"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     print(run.stderr, run.stdout)
     assert run.returncode == 0, run.stderr
     assert "accepted: follow-fjord" in run.stderr
     for family in ("square", "landscape"):  # each bar ends full, with its time
-        assert any(line.split()[:1] == [family] and "5/5" in line and "done in" in line
-                   for line in run.stderr.splitlines()), run.stderr  # fmt: skip
+        assert any(
+            line.split()[:1] == [family] and "5/5" in line and "done in" in line for line in run.stderr.splitlines()
+        ), run.stderr
     assert "follow-fjord" in run.stdout and ": completed" in run.stdout
     assert f"{services.api_url}/api/images/follow-fjord/square" in run.stdout

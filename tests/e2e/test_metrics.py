@@ -20,8 +20,11 @@ def samples(api: httpx.Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], 
 
 
 def test_metrics_count_variations_families_drawing_time_workers_and_waiting_jobs(api: httpx.Client) -> None:
-    body = {"name": "metrics-lighthouse", "families": ["square"],
-            "generation": {"prompt": "a lighthouse", "seed": 2, "model": "tiny", "inferenceSteps": 2}}  # fmt: skip
+    body = {
+        "name": "metrics-lighthouse",
+        "families": ["square"],
+        "generation": {"prompt": "a lighthouse", "seed": 2, "model": "tiny", "inferenceSteps": 2},
+    }
     r = api.post("/api/images/variations", json=body)
     assert r.status_code == 202, r.text
     wait_for(api, r.json()["id"])
@@ -45,9 +48,17 @@ async def test_a_gpu_worker_s_memory_is_exposed(api: httpx.Client, stack) -> Non
     from streams import messages as m
     from tests.integration.kafka import produce
 
-    beat = operational.WorkerHeartbeat(worker="gpu-box:1", families=("hero",), models_loaded=("tiny",), device="cuda:0",
-                             free_memory_bytes=100 << 30, device_memory_total_bytes=141 << 30,
-                             device_memory_allocated_bytes=7 << 30, interval_s=60, sent_at=m.utcnow())  # fmt: skip
+    beat = operational.WorkerHeartbeat(
+        worker="gpu-box:1",
+        families=("hero",),
+        models_loaded=("tiny",),
+        device="cuda:0",
+        free_memory_bytes=100 << 30,
+        device_memory_total_bytes=141 << 30,
+        device_memory_allocated_bytes=7 << 30,
+        interval_s=60,
+        sent_at=m.utcnow(),
+    )
     await produce(stack.bootstrap_servers, topics.WORKERS, beat.key, codec.encode(beat))
     labels = (("device", "cuda:0"), ("worker", "gpu-box:1"))
     for _ in range(100):

@@ -17,8 +17,12 @@ from tests.integration.kafka import produce, read_until
 
 
 def queue(services, *args: str) -> str:
-    run = subprocess.run([sys.executable, "-m", "imagegen.cli", "queue", *args], env={**services.env, "COLUMNS": "160"},
-                         capture_output=True, text=True)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-m", "imagegen.cli", "queue", *args],
+        env={**services.env, "COLUMNS": "160"},
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     print(run.stdout)
     return run.stdout
@@ -41,9 +45,18 @@ async def test_clearing_waiting_and_failed_jobs_posts_commands_that_say_so(api: 
         # one of them fails, as a crashed drawing would report it
         vid = m.variation_id("clear-fails")
         job = m.derive_id(vid, 1, "portrait", 1)
-        failure = m.FamilyFailed(event_id=m.derive_id(job, "failed"), variation_id=vid, occurred_at=m.utcnow(),
-                                 job_id=job, family="portrait", round=1, attempt=1, error_kind="GenerationError",
-                                 message="the drawing crashed", retryable=True)  # fmt: skip
+        failure = m.FamilyFailed(
+            event_id=m.derive_id(job, "failed"),
+            variation_id=vid,
+            occurred_at=m.utcnow(),
+            job_id=job,
+            family="portrait",
+            round=1,
+            attempt=1,
+            error_kind="GenerationError",
+            message="the drawing crashed",
+            retryable=True,
+        )
         await produce(stack.bootstrap_servers, topics.EVENTS, failure.key, codec.encode(failure))
         assert wait_for(api, str(vid))["status"] == "failed"
 
@@ -66,8 +79,11 @@ async def test_clearing_waiting_and_failed_jobs_posts_commands_that_say_so(api: 
         queue(services, "resume", "portrait")
     # once resumed, the cancelled variations' jobs are let go undrawn; the history says all of it
     key = str(m.variation_id("clear-waits-1")).encode()
-    records = await read_until(stack.bootstrap_servers, topics.EVENTS,
-                               lambda rs: any(json.loads(r.value)["type"] == "FamilyCancelled" for r in rs),
-                               lambda r: r.key == key)  # fmt: skip
+    records = await read_until(
+        stack.bootstrap_servers,
+        topics.EVENTS,
+        lambda rs: any(json.loads(r.value)["type"] == "FamilyCancelled" for r in rs),
+        lambda r: r.key == key,
+    )
     kinds = [json.loads(r.value)["type"] for r in records]
     assert kinds == ["VariationRequested", "VariationCancelled", "FamilyCancelled"], kinds

@@ -48,8 +48,12 @@ async def settled(api: httpx.AsyncClient) -> list[dict]:
 async def tables(url: str) -> dict[str, list[tuple]]:
     async with await psycopg.AsyncConnection.connect(url) as conn:
         out = {}
-        for table, order in [("variations", "id"), ("families", "variation_id, family"), ("derivatives", "1, 3"),
-                             ("rejections", "event_id")]:  # fmt: skip
+        for table, order in [
+            ("variations", "id"),
+            ("families", "variation_id, family"),
+            ("derivatives", "1, 3"),
+            ("rejections", "event_id"),
+        ]:
             out[table] = await (await conn.execute(f"select * from {table} order by {order}")).fetchall()
         return out
 
@@ -63,8 +67,11 @@ async def test_a_rebuild_while_the_api_is_read_fails_no_request_and_equals_a_cle
 
         async def read() -> None:
             while not reading.is_set():
-                for path in ("/api/images/variations", f"/api/images/variations/{first['id']}",
-                             f"/api/images/variations/name/{first['name']}"):  # fmt: skip
+                for path in (
+                    "/api/images/variations",
+                    f"/api/images/variations/{first['id']}",
+                    f"/api/images/variations/name/{first['name']}",
+                ):
                     answers.append((await api.get(path)).status_code)
                 await asyncio.sleep(0)
 
@@ -75,8 +82,10 @@ async def test_a_rebuild_while_the_api_is_read_fails_no_request_and_equals_a_cle
         elapsed = time.perf_counter() - began
         reading.set()
         await asyncio.gather(*readers)
-        print(f"\nrebuilt {done.events} events in {elapsed:.2f} s; {len(answers)} reads meanwhile, "
-              f"statuses {sorted(set(answers))}")  # fmt: skip
+        print(
+            f"\nrebuilt {done.events} events in {elapsed:.2f} s; {len(answers)} reads meanwhile, "
+            f"statuses {sorted(set(answers))}"
+        )
 
         assert answers and set(answers) == {200}  # no request failed while the tables were replaced
         assert seen[-1][0] == seen[-1][1] > 0 and done.events > 0  # progress, up to all the live tables held
@@ -116,13 +125,19 @@ def test_the_rebuild_command_shows_its_progress_and_can_keep_the_replaced_tables
     env = {**os.environ, **stack.env()}
     ran = subprocess.run(
         [sys.executable, "-m", "imagegen.cli", "projections", "rebuild", "--keep-old"],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert ran.returncode == 0, ran.stderr
     print("\n" + ran.stdout)
     assert "rebuilding the read model" in ran.stdout and "events" in ran.stdout
-    kept = re.search(r"rebuilt from (\d+) events in [\d.]+ s and switched over; the replaced tables are in schema "
-                     r"(imagegen_replaced_\d+)", ran.stdout)  # fmt: skip
+    kept = re.search(
+        r"rebuilt from (\d+) events in [\d.]+ s and switched over; the replaced tables are in schema "
+        r"(imagegen_replaced_\d+)",
+        ran.stdout,
+    )
     assert kept and int(kept.group(1)) > 0
     with psycopg.connect(stack.database_url) as conn:
         old = conn.execute(f"select count(*) from {kept.group(2)}.variations").fetchone()

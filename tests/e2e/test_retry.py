@@ -20,8 +20,9 @@ NAME = "retry-harbour"
 
 
 def queue(services, *args: str) -> None:
-    subprocess.run([sys.executable, "-m", "imagegen.cli", "queue", *args], env=services.env, check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "imagegen.cli", "queue", *args], env=services.env, check=True, capture_output=True
+    )
 
 
 def jobs_started(records) -> list[str]:
@@ -42,17 +43,29 @@ async def left_partial(api: httpx.Client, services, stack, name: str, prompt: st
         body = {"name": name, "families": ["square", "portrait"], "generation": generation}
         assert api.post("/api/images/variations", json=body).status_code == 202
         wait_for(api, str(vid), lambda v: any(f["status"] == "completed" for f in v["families"]))
-        failure = m.FamilyFailed(event_id=m.derive_id(portrait_job, "failed"), variation_id=vid,
-                                 occurred_at=m.utcnow(), job_id=portrait_job, family="portrait", round=1, attempt=1,
-                                 error_kind="GenerationError", message="the drawing crashed",
-                                 retryable=True)  # fmt: skip
+        failure = m.FamilyFailed(
+            event_id=m.derive_id(portrait_job, "failed"),
+            variation_id=vid,
+            occurred_at=m.utcnow(),
+            job_id=portrait_job,
+            family="portrait",
+            round=1,
+            attempt=1,
+            error_kind="GenerationError",
+            message="the drawing crashed",
+            retryable=True,
+        )
         await produce(stack.bootstrap_servers, topics.EVENTS, failure.key, codec.encode(failure))
         partial = wait_for(api, str(vid))
         assert partial["status"] == "partial", partial
     finally:
         queue(services, "resume", "portrait")
-    await read_until(stack.bootstrap_servers, topics.EVENTS, lambda rs: str(portrait_job) in jobs_started(rs),
-                     lambda r: r.key == str(vid).encode())  # fmt: skip
+    await read_until(
+        stack.bootstrap_servers,
+        topics.EVENTS,
+        lambda rs: str(portrait_job) in jobs_started(rs),
+        lambda r: r.key == str(vid).encode(),
+    )
     return vid
 
 
@@ -68,9 +81,12 @@ async def test_retrying_a_failed_family_redraws_only_it(api: httpx.Client, servi
     done = wait_for(api, str(vid), lambda v: v["status"] in ("completed", "failed"))
     assert done["status"] == "completed", done
     assert {f["name"]: f["status"] for f in done["families"]} == {"square": "completed", "portrait": "completed"}
-    records = await read_until(stack.bootstrap_servers, topics.EVENTS,
-                               lambda rs: any(json.loads(r.value)["type"] == "VariationCompleted" for r in rs),
-                               lambda r: r.key == key)  # fmt: skip
+    records = await read_until(
+        stack.bootstrap_servers,
+        topics.EVENTS,
+        lambda rs: any(json.loads(r.value)["type"] == "VariationCompleted" for r in rs),
+        lambda r: r.key == key,
+    )
     started = jobs_started(records)
     assert started.count(str(m.derive_id(vid, 1, "square", 1))) == 1  # the square was not drawn again
     assert str(m.derive_id(vid, 1, "portrait", 2)) in started  # the portrait's second attempt

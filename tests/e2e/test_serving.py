@@ -150,8 +150,12 @@ def s3_apis(stack: DevStack, s3: S3Server, variation: dict) -> Iterator[dict[str
 
     async def copy() -> None:
         folder = FileStorage(stack.storage_path)
-        async with S3Storage(s3.bucket, endpoint_url=s3.endpoint_url, access_key_id=s3.access_key_id,
-                             secret_access_key=s3.secret_access_key) as bucket:  # fmt: skip
+        async with S3Storage(
+            s3.bucket,
+            endpoint_url=s3.endpoint_url,
+            access_key_id=s3.access_key_id,
+            secret_access_key=s3.secret_access_key,
+        ) as bucket:
             for key in await folder.list(f"{NAME}/"):
                 if NOT_IN_BUCKET not in key:
                     await bucket.put(key, await folder.get(key) or b"", "image/webp")

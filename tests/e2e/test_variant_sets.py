@@ -65,11 +65,15 @@ def test_a_variant_set_of_four_has_four_seeds_and_images_and_is_regenerated_whol
 def test_a_set_that_cannot_be_made_is_refused_naming_the_field(api: httpx.Client) -> None:
     generation = {"prompt": "kayaks", "seed": 1, "model": "tiny"}
     for variants in (0, 17, "two"):
-        r = api.post("/api/images/variations", json={"name": "ab-bad", "families": ["square"],
-                                                     "generation": generation, "variants": variants})  # fmt: skip
+        r = api.post(
+            "/api/images/variations",
+            json={"name": "ab-bad", "families": ["square"], "generation": generation, "variants": variants},
+        )
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "variants", r.text
-    r = api.post("/api/images/variations", json={"name": "ab-bad", "families": ["square"], "variants": 2,
-                                                 "generation": {**generation, "seed": 2**32 - 1}})  # fmt: skip
+    r = api.post(
+        "/api/images/variations",
+        json={"name": "ab-bad", "families": ["square"], "variants": 2, "generation": {**generation, "seed": 2**32 - 1}},
+    )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "variants", r.text
     assert "generation.seed + variants" in r.json()["message"]
     assert api.get("/api/images/sets/ab-none").status_code == 404

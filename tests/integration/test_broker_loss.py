@@ -32,8 +32,13 @@ KILL_AFTER = 12  # posted before the leader is lost
 def cluster() -> Iterator[tuple[DevStack, Services]]:
     with DevStack(partitions=4, brokers=3) as stack:
         port = free_port()
-        env = {**stack.env(), "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "TORCH_THREADS": "1",
-               "MODEL_CACHE_DIR": str(ARTIFACTS / "models"), "WORKER_FAMILIES": "square"}  # fmt: skip
+        env = {
+            **stack.env(),
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+            "TORCH_THREADS": "1",
+            "MODEL_CACHE_DIR": str(ARTIFACTS / "models"),
+            "WORKER_FAMILIES": "square",
+        }
         services = Services(env, ARTIFACTS / "logs" / "broker-loss", api_port=port)
         try:
             services.start(timeout=180)
@@ -56,8 +61,11 @@ async def leaders(servers: str, topic: str) -> dict[int, int]:
 async def post(client: httpx.AsyncClient, name: str, tries: dict[str, int]) -> uuid.UUID:
     """POST until answered 202, as a client does: a 503 (the broker did not confirm in time) may be
     repeated safely, the create's id coming from its content."""
-    body = {"name": name, "families": ["square"],
-            "generation": {"prompt": "a harbour at dusk", "seed": 3, "model": "tiny", "inferenceSteps": 1}}  # fmt: skip
+    body = {
+        "name": name,
+        "families": ["square"],
+        "generation": {"prompt": "a harbour at dusk", "seed": 3, "model": "tiny", "inferenceSteps": 1},
+    }
     deadline = time.monotonic() + 60
     while True:
         tries[name] = tries.get(name, 0) + 1
@@ -115,9 +123,12 @@ async def test_losing_the_command_topics_leader_loses_no_command_and_doubles_non
     def concluded(records: list) -> bool:
         return {r.key for r in records} >= {str(v).encode() for v in ours}
 
-    records = await read_until(servers, topics.EVENTS, concluded,
-                               keep=lambda r: r.key is not None and uuid.UUID(r.key.decode()) in ours
-                               and b'"VariationCompleted"' in r.value)  # fmt: skip
+    records = await read_until(
+        servers,
+        topics.EVENTS,
+        concluded,
+        keep=lambda r: r.key is not None and uuid.UUID(r.key.decode()) in ours and b'"VariationCompleted"' in r.value,
+    )
     events = [codec.decode_event(r.value) for r in records]
     per_variation = collections.Counter(e.variation_id for e in {e.event_id: e for e in events}.values())
     assert per_variation == dict.fromkeys(ours, 1)
@@ -138,9 +149,11 @@ async def test_losing_the_command_topics_leader_loses_no_command_and_doubles_non
     assert len(families) == len(ours) and all(f[2] == "completed" for f in families), families[:3]
 
     repeats = sum(tries.values()) - len(tries)
-    print(f"\nthree brokers, replication 3, min.insync.replicas 2; broker {victim} (leader of "
-          f"{led[victim]} of {sum(led.values())} command partitions) killed -9 after {KILL_AFTER} of {VARIATIONS} "
-          f"posts; the other {VARIATIONS - KILL_AFTER} posted in {posted_s:.1f} s ({repeats} POSTs repeated after "
-          f"a 503 or timeout); restarted after {restarted_s:.1f} s; all {len(ours)} accepted completed "
-          f"{recovered_s:.1f} s after the kill, each once ({duplicates} VariationCompleted records redelivered, "
-          f"dropped by id); read model equal to a clean replay of {held} events")  # fmt: skip
+    print(
+        f"\nthree brokers, replication 3, min.insync.replicas 2; broker {victim} (leader of "
+        f"{led[victim]} of {sum(led.values())} command partitions) killed -9 after {KILL_AFTER} of {VARIATIONS} "
+        f"posts; the other {VARIATIONS - KILL_AFTER} posted in {posted_s:.1f} s ({repeats} POSTs repeated after "
+        f"a 503 or timeout); restarted after {restarted_s:.1f} s; all {len(ours)} accepted completed "
+        f"{recovered_s:.1f} s after the kill, each once ({duplicates} VariationCompleted records redelivered, "
+        f"dropped by id); read model equal to a clean replay of {held} events"
+    )

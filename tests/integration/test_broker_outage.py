@@ -78,14 +78,19 @@ async def test_a_frozen_broker_gets_503s_and_every_accepted_command_is_in_the_lo
     accepted.append(r.json()["commandId"])
     back_after = time.monotonic() - resumed_at
 
-    logged = await read_until(stack.bootstrap_servers, topics.COMMANDS,
-                              lambda rs: {json.loads(x.value)["command_id"] for x in rs} >= set(accepted))  # fmt: skip
+    logged = await read_until(
+        stack.bootstrap_servers,
+        topics.COMMANDS,
+        lambda rs: {json.loads(x.value)["command_id"] for x in rs} >= set(accepted),
+    )
     ids = [json.loads(x.value)["command_id"] for x in logged]
     assert all(ids.count(c) == 1 for c in accepted)
     # a 503 says the broker did not confirm in time, not that nothing landed: a frozen broker may write the
     # command when it resumes (the message says so, and a repeat of the same create is dropped by its id)
     unconfirmed = len(ids) - len(accepted)
-    print(f"\nbroker frozen: {len(refused)} posts answered 503 (Retry-After 5) in "
-          f"{', '.join(f'{t:.1f} s' for _, t in refused)}; posting worked again {back_after:.1f} s after the broker "
-          f"resumed ({tries} tries); {len(accepted)} commands answered 202, {len(accepted)} in the command log; "
-          f"{unconfirmed} of the {len(refused)} answered 503 landed once the broker resumed")  # fmt: skip
+    print(
+        f"\nbroker frozen: {len(refused)} posts answered 503 (Retry-After 5) in "
+        f"{', '.join(f'{t:.1f} s' for _, t in refused)}; posting worked again {back_after:.1f} s after the broker "
+        f"resumed ({tries} tries); {len(accepted)} commands answered 202, {len(accepted)} in the command log; "
+        f"{unconfirmed} of the {len(refused)} answered 503 landed once the broker resumed"
+    )

@@ -84,8 +84,10 @@ async def test_a_projector_rides_out_a_postgres_restart_and_ends_equal_to_a_clea
     assert len(live["variations"]) == VARIATIONS and all(v[4] == "completed" for v in live["variations"])
     assert applied == events and positions == events  # each event applied once, every position recorded
     assert {t: sorted(r, key=str) for t, r in live.items()} == {t: sorted(r, key=str) for t, r in rebuilt.items()}
-    print(f"\n{events} events of {VARIATIONS} variations; Postgres down {DOWN_S:.0f} s after {half}; the projector "
-          f"logged {outages} failed attempts, resumed from its recorded positions and caught up {caught_up:.1f} s "
-          f"after the restart began; {applied} events applied once; tables equal to a clean rebuild "
-          f"({len(live['variations'])} variations, {len(live['families'])} families, "
-          f"{len(live['derivatives'])} derivatives)")  # fmt: skip
+    print(
+        f"\n{events} events of {VARIATIONS} variations; Postgres down {DOWN_S:.0f} s after {half}; the projector "
+        f"logged {outages} failed attempts, resumed from its recorded positions and caught up {caught_up:.1f} s "
+        f"after the restart began; {applied} events applied once; tables equal to a clean rebuild "
+        f"({len(live['variations'])} variations, {len(live['families'])} families, "
+        f"{len(live['derivatives'])} derivatives)"
+    )

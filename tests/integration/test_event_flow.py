@@ -60,8 +60,11 @@ async def test_a_command_delivered_twice_is_handled_once(services, stack):
     kinds = types(events)
     assert kinds.count("VariationRequested") == 1
     assert sorted(t for t in kinds if t.startswith("Family")) == [
-        "FamilyCompleted", "FamilyCompleted", "FamilyStarted", "FamilyStarted"
-    ]  # fmt: skip
+        "FamilyCompleted",
+        "FamilyCompleted",
+        "FamilyStarted",
+        "FamilyStarted",
+    ]
     assert kinds[-1] == "VariationCompleted"
     ids = [json.loads(r.value)["event_id"] for r in events]
     assert len(ids) == len(set(ids))
@@ -74,8 +77,11 @@ async def test_a_command_delivered_twice_is_handled_once(services, stack):
         of(command.variation_id),
     )
     assert types(public) == [
-        "IMAGE_VARIATION_STARTED", "IMAGE_FAMILY_COMPLETED", "IMAGE_FAMILY_COMPLETED", "IMAGE_VARIATION_COMPLETED"
-    ]  # fmt: skip
+        "IMAGE_VARIATION_STARTED",
+        "IMAGE_FAMILY_COMPLETED",
+        "IMAGE_FAMILY_COMPLETED",
+        "IMAGE_VARIATION_COMPLETED",
+    ]
     done = codec.decode_domain_event(public[-1].value)
     assert set(done.public_urls) == {"square", "portrait"}
     assert all(url.endswith(f"/api/images/bicycle-canal/{f}") for f, url in done.public_urls.items())

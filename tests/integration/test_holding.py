@@ -30,8 +30,14 @@ def worker() -> Iterator[Services]:
     now = m.utcnow()
     window = f"{now - timedelta(hours=2):%H:%M}-{now + timedelta(hours=2):%H:%M}"
     with DevStack(partitions=2) as stack:
-        env = {**stack.env(), "TORCH_THREADS": "1", "MODEL_CACHE_DIR": str(ARTIFACTS / "models"),
-               "WORKER_FAMILIES": FAMILY, "PEAK_HOURS": window, "PEAK_TIMEZONE": "UTC"}  # fmt: skip
+        env = {
+            **stack.env(),
+            "TORCH_THREADS": "1",
+            "MODEL_CACHE_DIR": str(ARTIFACTS / "models"),
+            "WORKER_FAMILIES": FAMILY,
+            "PEAK_HOURS": window,
+            "PEAK_TIMEZONE": "UTC",
+        }
         services = Services(env, ARTIFACTS / "logs" / "holding")
         subprocess.run([sys.executable, "-m", "imagegen.cli", "topics"], env=services.env, check=True)
         try:
@@ -48,15 +54,27 @@ def start(services: Services) -> None:
 
 
 def queue(services: Services, *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "imagegen.cli", "queue", *args], env=services.env, check=True,
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "imagegen.cli", "queue", *args],
+        env=services.env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return done.stdout.strip()
 
 
 def job(name: str, priority: m.Priority) -> m.GenerateFamily:
     vid = m.variation_id(name)
-    return m.GenerateFamily(job_id=m.derive_id(vid, 1, FAMILY, 1), variation_id=vid, name=name, family=FAMILY,
-                            round=1, generation=GEN, priority=priority)  # fmt: skip
+    return m.GenerateFamily(
+        job_id=m.derive_id(vid, 1, FAMILY, 1),
+        variation_id=vid,
+        name=name,
+        family=FAMILY,
+        round=1,
+        generation=GEN,
+        priority=priority,
+    )
 
 
 async def post(servers: str, *jobs: m.GenerateFamily) -> None:
@@ -91,8 +109,9 @@ def servers(services: Services) -> str:
 async def test_peak_hours_hold_normal_jobs_and_let_dx_jobs_through(worker: Services) -> None:
     normal, dx = [job("evening-1", "normal"), job("evening-2", "normal")], job("launch-now", "dx")
     await post(servers(worker), *normal, dx)
-    await read_until(servers(worker), topics.EVENTS,
-                     lambda rs: any(json.loads(r.value)["type"] == "FamilyCompleted" for r in rs))  # fmt: skip
+    await read_until(
+        servers(worker), topics.EVENTS, lambda rs: any(json.loads(r.value)["type"] == "FamilyCompleted" for r in rs)
+    )
     seen = await started(servers(worker))
     assert str(dx.job_id) in seen
     assert not {str(j.job_id) for j in normal} & seen  # still waiting in the broker

@@ -17,8 +17,15 @@ FAMILY = "hero"
 
 def job(name: str, priority: m.Priority) -> m.GenerateFamily:
     vid = m.variation_id(name)
-    return m.GenerateFamily(job_id=m.derive_id(vid, 1, FAMILY, 1), variation_id=vid, name=name, family=FAMILY,
-                            round=1, generation=GEN, priority=priority)  # fmt: skip
+    return m.GenerateFamily(
+        job_id=m.derive_id(vid, 1, FAMILY, 1),
+        variation_id=vid,
+        name=name,
+        family=FAMILY,
+        round=1,
+        generation=GEN,
+        priority=priority,
+    )
 
 
 async def test_a_dx_job_overtakes_a_backlog_of_normal_jobs(services, stack):

@@ -24,21 +24,51 @@ def history(name: str) -> list[m.Event]:
     vid = m.variation_id(name)
     cmd = uuid.uuid4()
     job = m.derive_id(vid, 1, "square", 1)
-    image = m.StoredImage(name="square", key=f"{name}/masters/square.webp", url="http://x/sq", width=1024,
-                          height=1024, bytes=10)  # fmt: skip
-    profile = m.StoredImage(name="profile", key=f"{name}/derivatives/profile.webp", url="http://x/p", width=512,
-                            height=512, bytes=5, crop=(0, 0, 1024, 1024), crop_reason="face", crop_clear=True,
-                            scale=0.5)  # fmt: skip
+    image = m.StoredImage(
+        name="square", key=f"{name}/masters/square.webp", url="http://x/sq", width=1024, height=1024, bytes=10
+    )
+    profile = m.StoredImage(
+        name="profile",
+        key=f"{name}/derivatives/profile.webp",
+        url="http://x/p",
+        width=512,
+        height=512,
+        bytes=5,
+        crop=(0, 0, 1024, 1024),
+        crop_reason="face",
+        crop_clear=True,
+        scale=0.5,
+    )
     common = dict(variation_id=vid, occurred_at=NOW)
     return [
-        m.VariationRequested(event_id=m.derive_id(cmd, "requested"), command_id=cmd, name=name, category="sea",
-                             families=("square",), generation=GEN, priority="normal", **common),
-        m.FamilyStarted(event_id=m.derive_id(job, "started"), job_id=job, family="square", round=1, attempt=1,
-                        worker="w1", **common),
-        m.FamilyCompleted(event_id=m.derive_id(job, "completed"), job_id=job, family="square", round=1, attempt=1,
-                          master=image, derivatives=(profile,), model="tiny", seed=3, duration_s=0.5, **common),
+        m.VariationRequested(
+            event_id=m.derive_id(cmd, "requested"),
+            command_id=cmd,
+            name=name,
+            category="sea",
+            families=("square",),
+            generation=GEN,
+            priority="normal",
+            **common,
+        ),
+        m.FamilyStarted(
+            event_id=m.derive_id(job, "started"), job_id=job, family="square", round=1, attempt=1, worker="w1", **common
+        ),
+        m.FamilyCompleted(
+            event_id=m.derive_id(job, "completed"),
+            job_id=job,
+            family="square",
+            round=1,
+            attempt=1,
+            master=image,
+            derivatives=(profile,),
+            model="tiny",
+            seed=3,
+            duration_s=0.5,
+            **common,
+        ),
         m.VariationCompleted(event_id=m.derive_id(vid, 1, "concluded"), round=1, **common),
-    ]  # fmt: skip
+    ]
 
 
 @pytest.fixture

@@ -196,8 +196,9 @@ async def test_a_family_job_stores_its_master_and_derivatives_in_the_bucket(
     s3: S3Server, raw: Any, tiny_settings: Settings, room: str
 ) -> None:
     gen = m.Generation(prompt="a kite over dunes", seed=11, model="tiny", steps=2, guidance=4.0)
-    job = m.GenerateFamily(job_id=uuid.uuid4(), variation_id=m.variation_id(room), name=room, family="facebook-og",
-                           round=1, generation=gen)  # fmt: skip
+    job = m.GenerateFamily(
+        job_id=uuid.uuid4(), variation_id=m.variation_id(room), name=room, family="facebook-og", round=1, generation=gen
+    )
     async with storage_on(s3) as storage:
         outcome = await FamilyJobs(tiny_settings, load(), storage).run(job)  # type: ignore[arg-type]
     assert isinstance(outcome, m.FamilyCompleted), outcome

@@ -30,8 +30,14 @@ def stack() -> Iterator[DevStack]:
 
 
 def worker(stack: DevStack, run: str, **env: str) -> Services:
-    env = {**stack.env(), "TORCH_THREADS": "1", "MODEL_CACHE_DIR": str(ARTIFACTS / "models"),
-           "WORKER_FAMILIES": FAMILY, "LOG_FORMAT": "json", **env}  # fmt: skip
+    env = {
+        **stack.env(),
+        "TORCH_THREADS": "1",
+        "MODEL_CACHE_DIR": str(ARTIFACTS / "models"),
+        "WORKER_FAMILIES": FAMILY,
+        "LOG_FORMAT": "json",
+        **env,
+    }
     services = Services(env, ARTIFACTS / "logs" / "shutdown" / run)
     subprocess.run([sys.executable, "-m", "imagegen.cli", "topics"], env=services.env, check=True)
     services.spawn("worker", "worker")
@@ -43,8 +49,14 @@ def worker(stack: DevStack, run: str, **env: str) -> Services:
 def job(name: str, steps: int) -> m.GenerateFamily:
     vid = m.variation_id(name)
     generation = m.Generation(prompt="a tram in the rain", seed=2, model="tiny", steps=steps, guidance=4.0)
-    return m.GenerateFamily(job_id=m.derive_id(vid, 1, FAMILY, 1), variation_id=vid, name=name, family=FAMILY,
-                            round=1, generation=generation)  # fmt: skip
+    return m.GenerateFamily(
+        job_id=m.derive_id(vid, 1, FAMILY, 1),
+        variation_id=vid,
+        name=name,
+        family=FAMILY,
+        round=1,
+        generation=generation,
+    )
 
 
 async def drawing(servers: str, j: m.GenerateFamily) -> None:
@@ -54,9 +66,12 @@ async def drawing(servers: str, j: m.GenerateFamily) -> None:
 
 
 async def outcomes(servers: str, j: m.GenerateFamily, done: int = 1) -> list[str]:
-    records = await read_until(servers, topics.EVENTS, lambda rs: sum(json.loads(r.value)["type"] != "FamilyStarted"
-                                                                     for r in rs) >= done,
-                               lambda r: r.key == j.key)  # fmt: skip
+    records = await read_until(
+        servers,
+        topics.EVENTS,
+        lambda rs: sum(json.loads(r.value)["type"] != "FamilyStarted" for r in rs) >= done,
+        lambda r: r.key == j.key,
+    )
     return [json.loads(r.value)["type"] for r in records]
 
 
@@ -79,8 +94,10 @@ async def test_a_stopping_worker_finishes_the_job_in_flight(stack: DevStack) -> 
     assert await outcomes(stack.bootstrap_servers, j) == ["FamilyStarted", "FamilyCompleted"]
     (completed,) = [e for e in log if e["message"].startswith(f"{FAMILY} completed of tram-finished")]
     assert (completed["variation_id"], completed["variation"], completed["family"]) == (
-        str(j.variation_id), "tram-finished", FAMILY,
-    )  # fmt: skip
+        str(j.variation_id),
+        "tram-finished",
+        FAMILY,
+    )
     assert completed["service"] == "worker" and completed["level"] == "INFO" and "time" in completed
     assert not any("variation_id" in e for e in log if e["message"] == "stopping: the job in flight finished")
     print(f"\nworker exited {code} after finishing; {len(log)} JSON log lines")

@@ -41,8 +41,12 @@ def start(services: Services, *names: str) -> None:
 @contextlib.contextmanager
 def running(run: str, workers: int) -> Iterator[tuple[DevStack, Services]]:
     with DevStack(partitions=4) as stack:
-        env = {**stack.env(), "TORCH_THREADS": "1", "MODEL_CACHE_DIR": str(ARTIFACTS / "models"),
-               "WORKER_FAMILIES": FAMILY}  # fmt: skip
+        env = {
+            **stack.env(),
+            "TORCH_THREADS": "1",
+            "MODEL_CACHE_DIR": str(ARTIFACTS / "models"),
+            "WORKER_FAMILIES": FAMILY,
+        }
         services = Services(env, ARTIFACTS / "logs" / "faults" / run)
         subprocess.run([sys.executable, "-m", "imagegen.cli", "topics"], env=services.env, check=True)
         try:
@@ -67,8 +71,13 @@ def two_workers() -> Iterator[tuple[DevStack, Services]]:
 
 def create(name: str) -> m.CreateVariation:
     generation = m.Generation(prompt="a ferry in fog", seed=len(name), model="tiny", steps=40, guidance=4.0)
-    return m.CreateVariation(command_id=m.derive_id("fault", name), variation_id=m.variation_id(name), name=name,
-                             families=(FAMILY,), generation=generation)  # fmt: skip
+    return m.CreateVariation(
+        command_id=m.derive_id("fault", name),
+        variation_id=m.variation_id(name),
+        name=name,
+        families=(FAMILY,),
+        generation=generation,
+    )
 
 
 def events(records) -> list[dict]:
@@ -77,8 +86,7 @@ def events(records) -> list[dict]:
 
 def drawing(records) -> dict[str, int]:
     """The jobs started and not finished, and the pid of the worker drawing each."""
-    started = {e["job_id"]: int(e["worker"].rsplit(":", 1)[1]) for e in events(records)
-               if e["type"] == "FamilyStarted"}  # fmt: skip
+    started = {e["job_id"]: int(e["worker"].rsplit(":", 1)[1]) for e in events(records) if e["type"] == "FamilyStarted"}
     done = {e["job_id"] for e in events(records) if e["type"] in ("FamilyCompleted", "FamilyFailed")}
     return {job: pid for job, pid in started.items() if job not in done}
 
@@ -125,17 +133,22 @@ async def kill_one_mid_drawing(stack: DevStack, services: Services, drew_first: 
     took = time.monotonic() - killed_at
     assert [r[:3] for r in found] == [(n, "completed", "completed") for n in sorted(names)], found
     assert all(r[3] == 1 for r in found)  # one row per family
-    log = events(await read_until(servers, topics.EVENTS, lambda rs: sum(e["type"] == "VariationCompleted"
-                                                                         for e in events(rs)) >= JOBS))  # fmt: skip
+    log = events(
+        await read_until(
+            servers, topics.EVENTS, lambda rs: sum(e["type"] == "VariationCompleted" for e in events(rs)) >= JOBS
+        )
+    )
     completions = Counter(e["event_id"] for e in log if e["type"] == "FamilyCompleted")
     conclusions = Counter(e["event_id"] for e in log if e["type"] == "VariationCompleted")
     redrawn = {e["worker"] for e in log if e["type"] == "FamilyStarted" and e["job_id"] == victim_job}
     assert len(completions) == JOBS and len(conclusions) == JOBS
     assert len(redrawn) == 2, "the killed worker's job was drawn again, by another worker"
-    return (f"{JOBS} jobs submitted, {len(drew)} workers drawing, {victim} killed mid-drawing; {len(completions)} "
-            f"completed ({sum(completions.values())} FamilyCompleted records, "
-            f"{sum(completions.values()) - len(completions)} duplicates dropped by id), {len(conclusions)} "
-            f"variations concluded, all complete {took:.1f} s after the kill")  # fmt: skip
+    return (
+        f"{JOBS} jobs submitted, {len(drew)} workers drawing, {victim} killed mid-drawing; {len(completions)} "
+        f"completed ({sum(completions.values())} FamilyCompleted records, "
+        f"{sum(completions.values()) - len(completions)} duplicates dropped by id), {len(conclusions)} "
+        f"variations concluded, all complete {took:.1f} s after the kill"
+    )
 
 
 async def test_a_worker_killed_mid_drawing_and_restarted_completes_every_job_once(one_worker) -> None:

@@ -84,10 +84,15 @@ def test_every_route_needs_a_scope_and_none_that_changes_anything_is_left_to_the
     for path, route in flat(routes):
         for method in sorted((getattr(route, "methods", None) or {"GET"}) - {"HEAD"}):
             concrete = path.replace("{id}", "0c5e").replace("{family}", "square") or "/"
-            scope = {"type": "http", "method": method, "path": concrete + ("/" if path == "/gallery" else ""),
-                     "root_path": ""}  # fmt: skip
-            table.append((method, path.removeprefix("/api/images") or "/", needed(routes, scope),
-                          route.name in access.ROUTES))  # fmt: skip
+            scope = {
+                "type": "http",
+                "method": method,
+                "path": concrete + ("/" if path == "/gallery" else ""),
+                "root_path": "",
+            }
+            table.append(
+                (method, path.removeprefix("/api/images") or "/", needed(routes, scope), route.name in access.ROUTES)
+            )
     print("\n" + "\n".join(f"  {m:<6} {p:<42} {n}{'' if listed else ' (default)'}" for m, p, n, listed in table))
     assert not [(m, p) for m, p, _, listed in table if m != "GET" and not listed]
     need = {(m, p): n for m, p, n, _ in table}
@@ -149,8 +154,11 @@ def test_no_key_is_401_with_a_bearer_challenge_a_wrong_one_too_and_health_and_im
         assert missing.status_code == wrong.status_code == basic.status_code == 401
         assert missing.headers["www-authenticate"] == "Bearer"
         assert missing.json()["errors"] == [{"field": "authorization", "message": "missing"}]
-        assert wrong.json() == {"status": 401, "message": "the API key is not valid",
-                                "errors": [{"field": "authorization", "message": "not a known key"}]}  # fmt: skip
+        assert wrong.json() == {
+            "status": 401,
+            "message": "the API key is not valid",
+            "errors": [{"field": "authorization", "message": "not a known key"}],
+        }
         assert api.get("/health").status_code == 200
         assert api.get("/spring-sale/og-image").status_code == 200
         assert api.get("/variations", headers={"X-API-Key": READER[0]}).status_code == 200
@@ -179,8 +187,10 @@ def test_each_key_has_its_own_window_and_the_fourth_call_in_a_minute_is_429_with
         answers = [api.post("/variations", json={}, headers=bearer(WRITER)) for _ in range(4)]
         statuses = [a.status_code for a in answers]
         last = answers[-1]
-        print(f"\n  {statuses}, Retry-After {last.headers['retry-after']} s; remaining after each: "
-              f"{[a.headers['ratelimit-remaining'] for a in answers]}")  # fmt: skip
+        print(
+            f"\n  {statuses}, Retry-After {last.headers['retry-after']} s; remaining after each: "
+            f"{[a.headers['ratelimit-remaining'] for a in answers]}"
+        )
         assert statuses == [202, 202, 202, 429]
         assert 55 <= int(last.headers["retry-after"]) <= 60 and last.headers["ratelimit-limit"] == "3"
         assert api.get("/variations", headers=bearer(WRITER)).status_code == 200  # reads have their own limit
@@ -194,8 +204,10 @@ def test_a_body_over_the_limit_is_413_declared_or_streamed_and_one_under_it_pass
     with client() as api:
         declared = api.post("/variations", content=b"x" * 1025, headers=bearer(WRITER))
         streamed = api.post("/variations", content=chunks(), headers=bearer(WRITER))
-        print(f"\n  declared 1025 bytes: {declared.status_code}; streamed 1402 bytes: {streamed.status_code} "
-              f"{streamed.json()['message']}")  # fmt: skip
+        print(
+            f"\n  declared 1025 bytes: {declared.status_code}; streamed 1402 bytes: {streamed.status_code} "
+            f"{streamed.json()['message']}"
+        )
         assert declared.status_code == streamed.status_code == 413
         assert streamed.json()["errors"] == [{"field": "body", "message": "at most 1024 bytes"}]
         assert api.post("/variations", content=b"x" * 1024, headers=bearer(WRITER)).json() == {"received": 1024}

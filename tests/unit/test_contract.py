@@ -74,23 +74,57 @@ def validate(message: m.Message | domain_events.DomainEvent) -> None:
 
 def test_what_a_variation_s_life_sends_fits_the_document() -> None:
     create = m.CreateVariation(
-        command_id=uuid.uuid4(), variation_id=m.variation_id("spring-sale"), name="spring-sale",
-        families=("square", "landscape"), focal_points={"square": m.FocalPoint(x=0.2, y=0.3)},
+        command_id=uuid.uuid4(),
+        variation_id=m.variation_id("spring-sale"),
+        name="spring-sale",
+        families=("square", "landscape"),
+        focal_points={"square": m.FocalPoint(x=0.2, y=0.3)},
         generation=m.Generation(prompt="flowers", seed=1, model="tiny", steps=2, guidance=5.0),
-    )  # fmt: skip
+    )
     state, sent = domain.handle(None, create, NOW)
     jobs = [s for s in sent if isinstance(s, m.GenerateFamily)]
-    image = m.StoredImage(name="og-square", key="k", url="http://x", width=1200, height=1200, bytes=9,
-                          crop=(0, 0, 1024, 1024), crop_reason="face", crop_clear=True, scale=1.1719)  # fmt: skip
+    image = m.StoredImage(
+        name="og-square",
+        key="k",
+        url="http://x",
+        width=1200,
+        height=1200,
+        bytes=9,
+        crop=(0, 0, 1024, 1024),
+        crop_reason="face",
+        crop_clear=True,
+        scale=1.1719,
+    )
     outcomes = [
-        m.FamilyCompleted(event_id=uuid.uuid4(), variation_id=jobs[0].variation_id, occurred_at=NOW,
-                          job_id=jobs[0].job_id, family="square", round=1, attempt=1, master=image,
-                          derivatives=(image,), model="tiny", seed=1, duration_s=1.0, subject=(1, 2, 3, 4),
-                          subject_reason="face"),
-        m.FamilyFailed(event_id=uuid.uuid4(), variation_id=jobs[1].variation_id, occurred_at=NOW,
-                       job_id=jobs[1].job_id, family="landscape", round=1, attempt=1, error_kind="OutOfMemoryError",
-                       message="CUDA out of memory", retryable=True),
-    ]  # fmt: skip
+        m.FamilyCompleted(
+            event_id=uuid.uuid4(),
+            variation_id=jobs[0].variation_id,
+            occurred_at=NOW,
+            job_id=jobs[0].job_id,
+            family="square",
+            round=1,
+            attempt=1,
+            master=image,
+            derivatives=(image,),
+            model="tiny",
+            seed=1,
+            duration_s=1.0,
+            subject=(1, 2, 3, 4),
+            subject_reason="face",
+        ),
+        m.FamilyFailed(
+            event_id=uuid.uuid4(),
+            variation_id=jobs[1].variation_id,
+            occurred_at=NOW,
+            job_id=jobs[1].job_id,
+            family="landscape",
+            round=1,
+            attempt=1,
+            error_kind="OutOfMemoryError",
+            message="CUDA out of memory",
+            retryable=True,
+        ),
+    ]
     messages: list[m.Message | domain_events.DomainEvent] = [create, *sent]
     for outcome in outcomes:
         before = state
@@ -106,9 +140,12 @@ def test_what_a_variation_s_life_sends_fits_the_document() -> None:
 
 def test_what_a_cancellation_and_its_live_status_send_fits_the_document() -> None:
     create = m.CreateVariation(
-        command_id=uuid.uuid4(), variation_id=m.variation_id("winter-sale"), name="winter-sale", families=("hero",),
+        command_id=uuid.uuid4(),
+        variation_id=m.variation_id("winter-sale"),
+        name="winter-sale",
+        families=("hero",),
         generation=m.Generation(prompt="snow", seed=1, model="tiny", steps=30, guidance=5.0),
-    )  # fmt: skip
+    )
     state, sent = domain.handle(None, create, NOW)
     (job,) = [s for s in sent if isinstance(s, m.GenerateFamily)]
     cancel = m.CancelVariation(command_id=uuid.uuid4(), variation_id=job.variation_id)
@@ -123,13 +160,26 @@ def test_what_a_cancellation_and_its_live_status_send_fits_the_document() -> Non
         steps=30,
         sent_at=NOW,
     )
-    stopped = m.FamilyCancelled(event_id=uuid.uuid4(), variation_id=job.variation_id, occurred_at=NOW,
-                                job_id=job.job_id, family="hero", round=1, attempt=1, at_step=8, steps=30)  # fmt: skip
+    stopped = m.FamilyCancelled(
+        event_id=uuid.uuid4(),
+        variation_id=job.variation_id,
+        occurred_at=NOW,
+        job_id=job.job_id,
+        family="hero",
+        round=1,
+        attempt=1,
+        at_step=8,
+        steps=30,
+    )
     public = [p for e in more for p in domain.public_events(state, e)]
     messages = [cancel, *more, *public, progress, stopped]
     assert [json.loads(codec.encode(x))["type"] for x in messages] == [
-        "CancelVariation", "VariationCancelled", "IMAGE_VARIATION_CANCELLED", "FamilyProgress", "FamilyCancelled"
-    ]  # fmt: skip
+        "CancelVariation",
+        "VariationCancelled",
+        "IMAGE_VARIATION_CANCELLED",
+        "FamilyProgress",
+        "FamilyCancelled",
+    ]
     for message in messages:
         validate(message)
 

@@ -172,8 +172,9 @@ def test_public_events_carry_the_original_products_payloads(kind):
     assert family.type == "IMAGE_FAMILY_COMPLETED" and family.public_url == "http://x/square"
     assert family.derivative_urls == {"square-d": "http://x/square-d"}
     # version 2: every image with its size and type, for the meta tags of a page
-    assert family.images["square-d"] == domain_events.ImageRef(url="http://x/square-d", width=8, height=8,
-                                                   content_type="image/webp")  # fmt: skip
+    assert family.images["square-d"] == domain_events.ImageRef(
+        url="http://x/square-d", width=8, height=8, content_type="image/webp"
+    )
     assert family.images["square"].url == "http://x/square" and family.version == 2
     v1 = json.loads(codec.encode(family))
     v1["version"] = 1
@@ -213,8 +214,17 @@ def test_a_version_1_family_completed_is_upcast_to_the_current_version():
     current = completed(jobs(out)[0])
     wire = json.loads(codec.encode(current))
     wire["version"] = 1
-    wire["derivatives"] = [{"name": "og-square", "key": "k", "url": "u", "width": 1200, "height": 1200,
-                            "bytes": 9, "crop": [0, 0, 1024, 1024]}]  # fmt: skip
+    wire["derivatives"] = [
+        {
+            "name": "og-square",
+            "key": "k",
+            "url": "u",
+            "width": 1200,
+            "height": 1200,
+            "bytes": 9,
+            "crop": [0, 0, 1024, 1024],
+        }
+    ]
     del wire["subject"], wire["subject_reason"]
     read = codec.decode_event(json.dumps(wire))
     assert read.version == 2 == codec.VERSIONS["FamilyCompleted"]
@@ -384,11 +394,13 @@ def test_an_abandoned_family_is_not_retried_and_still_counts_as_failed() -> None
     assert [type(e).__name__ for e in out] == ["FamilyAbandoned"] and state.outcomes["landscape"].status == "abandoned"
     retry = m.RetryFamily(command_id=uuid.uuid4(), variation_id=state.variation_id, family="landscape")
     assert run(state, retry)[1] == []
-    assert run(state, m.AbandonFamily(command_id=uuid.uuid4(), variation_id=state.variation_id,
-                                      family="square"))[1] == []  # fmt: skip
+    assert (
+        run(state, m.AbandonFamily(command_id=uuid.uuid4(), variation_id=state.variation_id, family="square"))[1] == []
+    )
     # the other failed family, retried and drawn: the variation stays partial, landscape has no image
-    state, out = run(state, m.RetryFamily(command_id=uuid.uuid4(), variation_id=state.variation_id,
-                                          family="facebook-og"))  # fmt: skip
+    state, out = run(
+        state, m.RetryFamily(command_id=uuid.uuid4(), variation_id=state.variation_id, family="facebook-og")
+    )
     state, out = run(state, completed(jobs(out)[0]))
     assert isinstance(out[0], m.VariationPartial) and set(out[0].failed) == {"landscape"}
 

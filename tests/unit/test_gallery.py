@@ -49,13 +49,37 @@ def test_the_family_table_is_answered_as_documented() -> None:
 
 
 def test_an_operator_s_table_is_the_one_shown() -> None:
-    strip = {"name": "strip", "size": [600, 300], "format": "jpeg", "quality": 80,
-             "safe_zones": [{"left": 0.9, "width": 0.1, "note": "logo"}]}  # fmt: skip
-    table = parse({"family": [{"name": "banner", "ratio": "2:1", "master": [1024, 512], "drawn": [1024, 512],
-                               "derivatives": [strip]}]})  # fmt: skip
+    strip = {
+        "name": "strip",
+        "size": [600, 300],
+        "format": "jpeg",
+        "quality": 80,
+        "safe_zones": [{"left": 0.9, "width": 0.1, "note": "logo"}],
+    }
+    table = parse(
+        {
+            "family": [
+                {"name": "banner", "ratio": "2:1", "master": [1024, 512], "drawn": [1024, 512], "derivatives": [strip]}
+            ]
+        }
+    )
     (family,) = shown(table)["families"]
-    assert family | {"derivatives": []} == {"name": "banner", "ratio": "2:1", "width": 1024, "height": 512,
-                                            "drawnWidth": 1024, "drawnHeight": 512, "derivatives": []}  # fmt: skip
-    assert family["derivatives"] == [{"name": "strip", "width": 600, "height": 300, "format": "jpeg", "quality": 80,
-                                      "safeZones": [{"left": 0.9, "top": 0.0, "width": 0.1, "height": 1.0,
-                                                     "note": "logo"}]}]  # fmt: skip
+    assert family | {"derivatives": []} == {
+        "name": "banner",
+        "ratio": "2:1",
+        "width": 1024,
+        "height": 512,
+        "drawnWidth": 1024,
+        "drawnHeight": 512,
+        "derivatives": [],
+    }
+    assert family["derivatives"] == [
+        {
+            "name": "strip",
+            "width": 600,
+            "height": 300,
+            "format": "jpeg",
+            "quality": 80,
+            "safeZones": [{"left": 0.9, "top": 0.0, "width": 0.1, "height": 1.0, "note": "logo"}],
+        }
+    ]

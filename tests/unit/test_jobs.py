@@ -122,8 +122,9 @@ def test_in_a_batch_only_the_cancelled_job_is_let_go(family_jobs: FamilyJobs) ->
 
 def test_a_drawing_past_its_deadline_fails_retryably_and_the_worker_goes_on(family_jobs: FamilyJobs) -> None:
     slow = job("kite-slow").model_copy(update={"generation": GEN.model_copy(update={"steps": 150})})
-    strict = FamilyJobs(family_jobs.settings.model_copy(update={"generation_deadline_s": 1.0}), family_jobs.table,
-                        family_jobs.storage)  # fmt: skip
+    strict = FamilyJobs(
+        family_jobs.settings.model_copy(update={"generation_deadline_s": 1.0}), family_jobs.table, family_jobs.storage
+    )
     strict.pipelines = family_jobs.pipelines  # the model already loaded: the deadline is the drawing's
     failed = asyncio.run(strict.run(slow))
     assert isinstance(failed, m.FamilyFailed), failed

@@ -16,8 +16,9 @@ GEN = m.Generation(prompt="a pier", seed=1, model="tiny", steps=2, guidance=4.0)
 
 
 def job(name: str) -> m.GenerateFamily:
-    return m.GenerateFamily(job_id=uuid.uuid4(), variation_id=m.variation_id(name), name=name, family="hero",
-                            round=1, generation=GEN)  # fmt: skip
+    return m.GenerateFamily(
+        job_id=uuid.uuid4(), variation_id=m.variation_id(name), name=name, family="hero", round=1, generation=GEN
+    )
 
 
 @pytest.fixture
@@ -41,10 +42,19 @@ def test_json_lines_name_the_job_they_are_about(lines) -> None:
     with logs.about(pier, dock):
         log.info("a batch")
     outside, one, batch = (json.loads(line) for line in out.getvalue().splitlines())
-    assert outside == {"level": "INFO", "logger": "imagegen.test", "message": "outside", "service": "worker",
-                       "time": outside["time"]}  # fmt: skip
+    assert outside == {
+        "level": "INFO",
+        "logger": "imagegen.test",
+        "message": "outside",
+        "service": "worker",
+        "time": outside["time"],
+    }
     assert (one["variation_id"], one["variation"], one["family"], one["job_id"]) == (
-        str(pier.variation_id), "pier", "hero", str(pier.job_id))  # fmt: skip
+        str(pier.variation_id),
+        "pier",
+        "hero",
+        str(pier.job_id),
+    )
     assert one["level"] == "WARNING" and one["message"] == "drawing pier"
     assert batch["variation"] == ["pier", "dock"] and batch["family"] == "hero"
 

@@ -53,8 +53,9 @@ def fits(instance: Any, schema: dict[str, Any]) -> None:
 
 
 def response(path: str, method: str, status: int) -> dict[str, Any]:
-    return dict(documented()[(method, openapi.BASE + path)]["responses"][str(status)]["content"]["application/json"]
-                ["schema"])  # fmt: skip
+    return dict(
+        documented()[(method, openapi.BASE + path)]["responses"][str(status)]["content"]["application/json"]["schema"]
+    )
 
 
 def test_the_document_is_valid_openapi_3_1() -> None:
@@ -94,11 +95,15 @@ def test_request_bodies_are_the_validators_models_and_say_what_their_validators_
     assert body["additionalProperties"] is False and body["required"] == ["name", "families", "generation"]
     assert body["properties"]["families"]["items"]["enum"] == list(family_table().names)
     assert "openapi" in body["properties"]["name"]["not"]["enum"]
-    fits({"name": "hero-sunset", "families": ["square"], "generation": {"prompt": "a beach"}},
-         {"$ref": "#/components/schemas/CreateVariationBody"})  # fmt: skip
+    fits(
+        {"name": "hero-sunset", "families": ["square"], "generation": {"prompt": "a beach"}},
+        {"$ref": "#/components/schemas/CreateVariationBody"},
+    )
     with pytest.raises(jsonschema.ValidationError):  # the name the document itself is served under
-        fits({"name": "openapi", "families": ["square"], "generation": {"prompt": "a beach"}},
-             {"$ref": "#/components/schemas/CreateVariationBody"})  # fmt: skip
+        fits(
+            {"name": "openapi", "families": ["square"], "generation": {"prompt": "a beach"}},
+            {"$ref": "#/components/schemas/CreateVariationBody"},
+        )
 
 
 # what the handlers build, held to what the document says they answer
@@ -116,15 +121,45 @@ def test_an_accepted_command_a_problem_and_the_models_fit_their_schemas() -> Non
 
 
 def test_a_variation_row_and_a_subscription_row_fit_their_schemas() -> None:
-    row = dict(id=m.variation_id("hero"), name="hero", category="", status="completed", prompt="p",
-               negative_prompt="", seed=1, model="tiny", steps=2, guidance=4.0, priority="dx", families=["square"],
-               round=1, error=None, requested_at=NOW, updated_at=NOW, completed_at=NOW, focal_point={"x": 0.5, "y": 0},
-               focal_points={}, variant_set="ab", variant=1)  # fmt: skip
+    row = dict(
+        id=m.variation_id("hero"),
+        name="hero",
+        category="",
+        status="completed",
+        prompt="p",
+        negative_prompt="",
+        seed=1,
+        model="tiny",
+        steps=2,
+        guidance=4.0,
+        priority="dx",
+        families=["square"],
+        round=1,
+        error=None,
+        requested_at=NOW,
+        updated_at=NOW,
+        completed_at=NOW,
+        focal_point={"x": 0.5, "y": 0},
+        focal_points={},
+        variant_set="ab",
+        variant=1,
+    )
     fits({"items": [views._variation(row)], "total": 1, "limit": 20, "offset": 0}, response("/variations", "GET", 200))
     with pytest.raises(jsonschema.ValidationError):  # a field the document does not name is a violation
-        fits({"items": [views._variation(row) | {"priority": "dx"}], "total": 1, "limit": 20, "offset": 0},
-             response("/variations", "GET", 200))  # fmt: skip
-    hook = store._subscription(dict(id=uuid.uuid4(), url="https://cms.example/hook", events=[], description="",
-                                    active=True, inactive_reason=None, created_at=NOW))  # fmt: skip
+        fits(
+            {"items": [views._variation(row) | {"priority": "dx"}], "total": 1, "limit": 20, "offset": 0},
+            response("/variations", "GET", 200),
+        )
+    hook = store._subscription(
+        dict(
+            id=uuid.uuid4(),
+            url="https://cms.example/hook",
+            events=[],
+            description="",
+            active=True,
+            inactive_reason=None,
+            created_at=NOW,
+        )
+    )
     fits(hook, response("/webhooks/{id}", "GET", 200))
     fits(hook | {"secret": "s3cret"}, response("/webhooks", "POST", 201))

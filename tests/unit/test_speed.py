@@ -27,9 +27,14 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def draw(pipe: StableDiffusionXLPipeline) -> np.ndarray:
     out = pipe(
-        prompt="a lighthouse", width=128, height=128, num_inference_steps=2, guidance_scale=5.0,
-        generator=torch.Generator("cpu").manual_seed(3), output_type="np",
-    )  # fmt: skip
+        prompt="a lighthouse",
+        width=128,
+        height=128,
+        num_inference_steps=2,
+        guidance_scale=5.0,
+        generator=torch.Generator("cpu").manual_seed(3),
+        output_type="np",
+    )
     return out.images[0]
 
 
@@ -60,10 +65,24 @@ def test_levers_keep_the_picture(tiny: Path) -> None:
 def test_the_benchmark_runs_on_the_tiny_model(tiny: Path) -> None:
     env = {**os.environ, "MODEL_CACHE_DIR": str(tiny.parent)}
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench/sdxl_speed.py"), "--model", "tiny", "--steps", "2", "--runs", "1",
-         "--batch", "2"],
-        capture_output=True, text=True, env=env, timeout=300, check=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "bench/sdxl_speed.py"),
+            "--model",
+            "tiny",
+            "--steps",
+            "2",
+            "--runs",
+            "1",
+            "--batch",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=True,
+    )
     lines = done.stdout.splitlines()
     assert any(line.startswith("diffusers default") and line.split()[2] == "2" for line in lines)
     assert any(line.startswith("imagegen") for line in lines) and any("speed-up" in line for line in lines)
