@@ -24,6 +24,22 @@ def pytest_configure(config: pytest.Config) -> None:
     signal.signal(signal.SIGTERM, _interrupted)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`gpu` stories run only where CUDA is, `bench` runs only with IMAGEGEN_BENCH=1; each skip says why."""
+    bench = os.environ.get("IMAGEGEN_BENCH") == "1"
+    cuda: bool | None = None
+    for item in items:
+        if "bench" in item.keywords and not bench:
+            item.add_marker(pytest.mark.skip(reason="a benchmark: run with IMAGEGEN_BENCH=1"))
+        if "gpu" in item.keywords:
+            if cuda is None:
+                import torch
+
+                cuda = torch.cuda.is_available()
+            if not cuda:
+                item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[DevStack]:
     with DevStack(partitions=4) as running:
