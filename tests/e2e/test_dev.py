@@ -18,6 +18,7 @@ import httpx
 
 from imagegen.devstack import free_port
 from tests.conftest import ARTIFACTS
+from tests.waiting import until
 
 SAMPLE = "hero-sunset-beach"  # what `imagegen dev --sample` submits
 # what a second terminal has: none of the stack's settings in its environment
@@ -84,13 +85,11 @@ def cli(data: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def variation(api: str, name: str, timeout: float = 180.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
+    def shown() -> dict | None:
         r = httpx.get(f"{api}/api/images/variations/name/{name}", timeout=10)
-        if r.status_code == 200 and r.json()["status"] in ("completed", "partial", "failed"):
-            return r.json()
-        assert time.monotonic() < deadline, f"{name}: {r.status_code} {r.text[:300]}"
-        time.sleep(0.5)
+        return r.json() if r.status_code == 200 and r.json()["status"] in ("completed", "partial", "failed") else None
+
+    return until(shown, f"variation {name}", timeout, every=0.5)
 
 
 def test_dev_is_found_by_the_cli_restarts_a_killed_worker_and_keeps_its_history(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from inference.cutting import read_metadata
 from streams import contract, topics
 from streams.families import load
 from tests.integration.kafka import read_until
+from tests.waiting import variation as wait_for
 
 EXAMPLE = {
     "name": "hero-sunset-beach",
@@ -38,17 +39,6 @@ EXAMPLE = {
     "focalPoints": {"landscape": {"x": 0.5, "y": 0.0}},
 }
 DONE = ("completed", "partial", "failed", "cancelled")
-
-
-def wait_for(api: httpx.Client, vid: str, done=lambda v: v["status"] in DONE, timeout: float = 180.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        api.services.check()  # a dead worker fails the test at once, with its log
-        r = api.get(f"/api/images/variations/{vid}")
-        if r.status_code == 200 and done(r.json()):
-            return r.json()
-        time.sleep(0.1)
-    raise AssertionError(f"variation {vid} not done in {timeout} s: {r.status_code} {r.text}")
 
 
 def masters(api: httpx.Client, variation: dict) -> dict[str, bytes]:

@@ -4,23 +4,21 @@ a whole, and each sibling draws the same pixels again."""
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import numpy as np
 import pyvips
+
+from tests.waiting import until
 
 SET = "ab-kayaks"
 
 
 def settled(api: httpx.Client, done, timeout: float = 240.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def shown() -> dict | None:
         r = api.get(f"/api/images/sets/{SET}")
-        if r.status_code == 200 and done(r.json()):
-            return r.json()
-        time.sleep(0.2)
-    raise AssertionError(f"set {SET} not done: {r.status_code} {r.text}")
+        return r.json() if r.status_code == 200 and done(r.json()) else None
+
+    return until(shown, f"set {SET}", timeout, every=0.2)
 
 
 def masters(api: httpx.Client, found: dict) -> dict[str, bytes]:

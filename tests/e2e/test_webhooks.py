@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 import time
 
-import httpx
 import pytest
 
 from imagegen.config import Settings
 from streams import codec, topics
 from streams import messages as m
 from tests.integration.kafka import produce, read_until
+from tests.waiting import variation as wait_for
 from tests.webhook_receiver import Receiver
 
 SECRET = "e2e-webhook-secret-0123456789"
@@ -31,17 +31,6 @@ DONE = ("completed", "partial", "failed", "cancelled")
 def first_one_fails(path: str, before: list) -> int:
     # the very first delivery to /all is refused once: the dispatcher must come back
     return 500 if path == "/all" and not any(r.path == "/all" for r in before) else 200
-
-
-def wait_for(api: httpx.Client, vid: str, done, timeout: float = 120.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        api.services.check()
-        r = api.get(f"/api/images/variations/{vid}")
-        if r.status_code == 200 and done(r.json()):
-            return r.json()
-        time.sleep(0.1)
-    raise AssertionError(f"variation {vid} not done in {timeout} s: {r.status_code} {r.text}")
 
 
 def domain_events(stack, until_round: int) -> list:

@@ -23,6 +23,7 @@ from streams import codec, topics
 from tests.conftest import ARTIFACTS
 from tests.integration.kafka import read_until
 from tests.integration.test_projector import project, rows
+from tests.waiting import until_async
 
 VARIATIONS = 30
 KILL_AFTER = 12  # posted before the leader is lost
@@ -111,11 +112,11 @@ async def test_losing_the_command_topics_leader_loses_no_command_and_doubles_non
         await asyncio.to_thread(stack.broker.restart, victim)
         restarted_s = time.monotonic() - killed_at
 
-    deadline = time.monotonic() + 150
-    while (done := await completed(stack.database_url)) < set(accepted):
+    async def all_completed() -> bool:
         services.check()
-        assert time.monotonic() < deadline, f"{len(set(accepted) & done)} of {len(accepted)} completed"
-        await asyncio.sleep(0.5)
+        return await completed(stack.database_url) >= set(accepted)
+
+    await until_async(all_completed, f"the {len(accepted)} accepted variations completed", 150, every=0.5)
     recovered_s = time.monotonic() - killed_at
     ours = set(accepted)
 

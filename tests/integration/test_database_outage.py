@@ -19,6 +19,7 @@ from streams import messages as m
 from tests.conftest import ARTIFACTS
 from tests.integration.kafka import produce
 from tests.integration.test_projector import history, project, rows
+from tests.waiting import until_async
 
 VARIATIONS = 40
 DOWN_S = 2.0  # the server stays down this long while events keep coming
@@ -34,11 +35,11 @@ async def completed(database_url: str) -> int:
 
 
 async def until_completed(stack: DevStack, services: Services, count: int, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while (seen := await completed(stack.database_url)) < count:
+    async def projected() -> bool:
         services.check()  # the projector must not have died
-        assert time.monotonic() < deadline, f"{seen} of {count} variations projected"
-        await asyncio.sleep(0.2)
+        return await completed(stack.database_url) >= count
+
+    await until_async(projected, f"{count} variations projected", timeout, every=0.2)
 
 
 async def send(stack: DevStack, events: list[m.Event]) -> None:
