@@ -4,7 +4,6 @@ tiny submit limit (3 a minute per key) and a 1 KiB body limit; one with IMAGE_AC
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -16,6 +15,7 @@ from api.access import new_key
 from imagegen.devstack import DevStack, free_port
 from imagegen.services import Services
 from tests.conftest import ARTIFACTS
+from tests.waiting import until
 
 KEYS = {
     name: new_key(name, scope)
@@ -69,14 +69,17 @@ def key(name: str) -> dict[str, str]:
 def drawn(keyed: httpx.Client) -> dict:
     accepted = keyed.post("/api/images/variations", json=BODY, headers=key("ci"))
     assert accepted.status_code == 202, accepted.text
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
+
+    def shown() -> dict | None:
         keyed.services.check()
         found = keyed.get(f"/api/images/variations/{accepted.json()['id']}", headers=key("cms"))
-        if found.status_code == 200 and found.json()["status"] in ("completed", "partial", "failed"):
-            return found.json()
-        time.sleep(0.2)
-    raise AssertionError(f"{NAME} not drawn in 180 s")
+        return (
+            found.json()
+            if found.status_code == 200 and found.json()["status"] in ("completed", "partial", "failed")
+            else None
+        )
+
+    return until(shown, f"{NAME} drawn", 180, every=0.2)
 
 
 def test_health_is_open_and_without_a_valid_key_the_rest_is_401_with_a_bearer_challenge(keyed):

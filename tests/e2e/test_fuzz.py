@@ -38,6 +38,7 @@ from streams import codec, operational, topics
 from streams import messages as m
 from tests.conftest import ARTIFACTS
 from tests.integration.kafka import produce
+from tests.waiting import until
 
 EXAMPLES = 40  # per operation and way of drawing (valid, invalid, on the seeded variations)
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -189,14 +190,16 @@ def seed(stack: DevStack, api: str) -> tuple[str, str]:
         (stack.storage_path / key).parent.mkdir(parents=True, exist_ok=True)
         (stack.storage_path / key).write_bytes(b"RIFF\x04\x00\x00\x00WEBP")
     asyncio.run(send())
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def projected() -> dict | None:
         found = httpx.get(f"{api}/api/images/variations/name/{FIRST}").json()
-        if found.get("status") == "partial" and httpx.get(f"{api}/api/images/health/ml").json()["workers"]:
-            break
-        time.sleep(0.2)
-    else:
-        raise AssertionError(f"the seeded history was not projected: {found}")
+        return (
+            found
+            if found.get("status") == "partial" and httpx.get(f"{api}/api/images/health/ml").json()["workers"]
+            else None
+        )
+
+    until(projected, "the seeded history projected", 60, every=0.2)
     hooks = [httpx.post(f"{api}/api/images/webhooks", json={"url": f"http://127.0.0.1:9/{n}"}) for n in range(2)]
     assert [h.status_code for h in hooks] == [201, 201], hooks[0].text
     return hooks[0].json()["id"], hooks[1].json()["id"]

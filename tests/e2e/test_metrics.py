@@ -7,6 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.families import load
 from tests.e2e.test_http import wait_for
+from tests.waiting import until_async
 
 
 def samples(api: httpx.Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -61,11 +62,12 @@ async def test_a_gpu_worker_s_memory_is_exposed(api: httpx.Client, stack) -> Non
     )
     await produce(stack.bootstrap_servers, topics.WORKERS, beat.key, codec.encode(beat))
     labels = (("device", "cuda:0"), ("worker", "gpu-box:1"))
-    for _ in range(100):
+
+    async def exposed() -> dict | None:
         got = await asyncio.to_thread(samples, api)
-        if ("imagegen_worker_gpu_memory_total_bytes", labels) in got:
-            break
-        await asyncio.sleep(0.1)
+        return got if ("imagegen_worker_gpu_memory_total_bytes", labels) in got else None
+
+    got = await until_async(exposed, "the GPU worker's memory in /metrics", 10)
     assert got[("imagegen_worker_gpu_memory_total_bytes", labels)] == 141 << 30
     assert got[("imagegen_worker_gpu_memory_allocated_bytes", labels)] == 7 << 30
     gpus = {labels for (name, labels) in got if name == "imagegen_worker_gpu_memory_total_bytes"}

@@ -16,6 +16,7 @@ import psycopg
 
 from projections.projector import Projector
 from projections.rebuild import rebuild
+from tests.waiting import until_async
 
 BODY = {
     "families": ["facebook-og"],
@@ -27,22 +28,22 @@ DONE = ("completed", "partial", "failed", "cancelled")
 async def created(api: httpx.AsyncClient, name: str) -> dict:
     r = await api.post("/api/images/variations", json={**BODY, "name": name})
     assert r.status_code == 202, r.text
-    for _ in range(600):
+
+    async def shown() -> dict | None:
         r = await api.get(f"/api/images/variations/name/{name}")
-        if r.status_code == 200 and r.json()["status"] in DONE:
-            return r.json()
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{name} not done")
+        return r.json() if r.status_code == 200 and r.json()["status"] in DONE else None
+
+    return await until_async(shown, f"{name} done", 60)
 
 
 async def settled(api: httpx.AsyncClient) -> list[dict]:
     """Every variation, once none is still generating."""
-    for _ in range(600):
+
+    async def listed() -> list[dict] | None:
         items = (await api.get("/api/images/variations", params={"limit": 100})).json()["items"]
-        if all(v["status"] in DONE for v in items):
-            return items
-        await asyncio.sleep(0.1)
-    raise AssertionError("variations still generating")
+        return items if all(v["status"] in DONE for v in items) else None
+
+    return await until_async(listed, "no variation still generating", 60)
 
 
 async def tables(url: str) -> dict[str, list[tuple]]:
