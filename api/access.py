@@ -158,7 +158,7 @@ def needed(routes: Iterable[BaseRoute], scope: Scope) -> str:
 
 
 def _problem(status: int, message: str, field: str | None = None, why: str = "", **headers: str) -> JSONResponse:
-    return problem(status, message, [{"field": field, "message": why}] if field else None, **headers)
+    return problem(status, message, [{"field": field, "message": why}] if field else None, headers=headers)
 
 
 class Access:

@@ -29,7 +29,7 @@ from api.families import list_families
 from api.images import image_response
 from api.live import LiveFeed
 from api.metrics import metrics
-from api.problems import Problem, field_errors, json_body, problem, query_int, text
+from api.problems import RETRY_LATER, Problem, field_errors, json_body, problem, query_int, text
 from api.schemas import CreateVariationBody
 from imagegen.config import Settings, family_table
 from imagegen.config import settings as default_settings
@@ -62,7 +62,7 @@ async def _send(request: Request, command: m.Command) -> None:
             503,
             "the command log did not confirm the command in time; retry the same request later (a repeat is "
             "dropped if the first one did land)",
-            **{"Retry-After": "5"},
+            headers=RETRY_LATER,
         ) from None
 
 
@@ -265,7 +265,7 @@ async def follow_variation(request: Request) -> Response:
     try:
         await asyncio.wait_for(feed.following.wait(), 10)
     except TimeoutError:
-        raise Problem(503, "the event log is unreachable, retry later", **{"Retry-After": "5"}) from None
+        raise Problem(503, "the event log is unreachable, retry later", headers=RETRY_LATER) from None
 
     async def snapshot() -> Any:
         async with request.app.state.pool.connection() as conn:
@@ -371,17 +371,17 @@ async def health(request: Request) -> Response:
 
 async def _problem_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Problem)
-    return problem(exc.status, exc.message, exc.errors, **exc.headers)
+    return problem(exc.status, exc.message, exc.errors, headers=exc.headers)
 
 
 async def _unavailable_handler(request: Request, exc: Exception) -> Response:
     log.warning("read model unavailable: %s", exc)
-    return problem(503, "the read model is unavailable, retry later", **{"Retry-After": "5"})
+    return problem(503, "the read model is unavailable, retry later", headers=RETRY_LATER)
 
 
 async def _storage_handler(request: Request, exc: Exception) -> Response:
     log.warning("storage unavailable: %s", exc)
-    return problem(503, "image storage is unavailable, retry later", **{"Retry-After": "5"})
+    return problem(503, "image storage is unavailable, retry later", headers=RETRY_LATER)
 
 
 async def _error_handler(request: Request, exc: Exception) -> Response:

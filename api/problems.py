@@ -5,23 +5,31 @@ the webhook routes import it; it imports none of them."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+Errors = list[dict[str, str]]  # per field: {"field": "generation.seed", "message": "…"}
+RETRY_LATER = {"Retry-After": "5"}
+
 
 class Problem(Exception):
-    def __init__(self, status: int, message: str, errors: list[dict[str, str]] | None = None, **headers: str):
-        self.status, self.message, self.errors, self.headers = status, message, errors or [], headers
+    def __init__(
+        self, status: int, message: str, errors: Errors | None = None, *, headers: Mapping[str, str] | None = None
+    ):
+        self.status, self.message, self.errors, self.headers = status, message, errors or [], dict(headers or {})
 
 
-def problem(status: int, message: str, errors: list[dict[str, str]] | None = None, **headers: str) -> JSONResponse:
+def problem(
+    status: int, message: str, errors: Errors | None = None, *, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     body: dict[str, Any] = {"status": status, "message": message}
     if errors:
         body["errors"] = errors
-    return JSONResponse(body, status_code=status, headers=headers or None)
+    return JSONResponse(body, status_code=status, headers=dict(headers) if headers else None)
 
 
 def field_errors(exc: ValidationError) -> list[dict[str, str]]:

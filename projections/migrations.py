@@ -25,7 +25,7 @@ async def apply(conn: psycopg.AsyncConnection) -> list[str]:
         cur = await conn.execute("select version from schema_migrations")
         applied = {row[0] for row in await cur.fetchall()}
         for path in pending(applied):
-            await conn.execute(path.read_text())  # type: ignore[arg-type]
+            await conn.execute(path.read_text())
             await conn.execute("insert into schema_migrations (version) values (%s)", (path.stem,))
             done.append(path.stem)
     return done

@@ -56,7 +56,8 @@ class ProjectorPool:
                     raise RuntimeError(f"{failed[0].name} stopped (exit code {failed[0].exitcode}): see its log")
                 await asyncio.wait([stopping], timeout=0.05)
             halt.set()  # each finishes the batch it is applying
-            await asyncio.to_thread(lambda: [c.join() for c in children])
+            for child in children:
+                await asyncio.to_thread(child.join)
             if failed := [c for c in children if c.exitcode != 0]:
                 raise RuntimeError(f"{failed[0].name} failed (exit code {failed[0].exitcode}): see its log")
             self.applied = applied.value

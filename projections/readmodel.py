@@ -32,7 +32,7 @@ def _names(columns: tuple[str, ...]) -> sql.Composable:
     return sql.SQL(", ").join(map(sql.Identifier, columns))
 
 
-def _update(table: str) -> sql.Composable:
+def _update(table: str) -> sql.Composed:
     rest = tuple(c for c in COLUMNS[table] if c not in KEYS[table])
     return sql.SQL("update {table} t set ({rest}) = ({staged}) from {source} s where {match}").format(
         table=sql.Identifier(table),
@@ -43,7 +43,7 @@ def _update(table: str) -> sql.Composable:
     )
 
 
-def _load(table: str, key: str) -> sql.Composable:
+def _load(table: str, key: str) -> sql.Composed:
     return sql.SQL("select {} from {} where {} = any(%b)").format(
         _names(COLUMNS[table]), sql.Identifier(table), sql.Identifier(key)
     )
@@ -76,7 +76,7 @@ class ReadModel:
                    where attrelid = to_regclass(%s) and attnum > 0 and not attisdropped""",
                 (table,),
             )
-            types = dict(await cur.fetchall())
+            types: dict[str, int] = dict(await cur.fetchall())  # column -> type oid
             if missing := [c for c in columns if c not in types]:
                 raise RuntimeError(f"the read model's table {table} has no columns {missing}: migrations not applied?")
             self._types[table] = [types[c] for c in columns]

@@ -245,7 +245,7 @@ async def status_counts(conn: AsyncConnection) -> dict[str, Any]:
     """For /metrics: variations by status, families by (family, status), and per family the count
     and total seconds of its completed drawings."""
     variations = await conn.execute("select status, count(*) from variations group by status")
-    v = dict(await variations.fetchall())
+    v: dict[str, int] = dict(await variations.fetchall())
     families = await conn.execute("select family, status, count(*) from families group by family, status")
     f = {(family, status): n for family, status, n in await families.fetchall()}
     durations = await conn.execute(

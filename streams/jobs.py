@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from imagegen.config import Settings
 from imagegen.storage import Storage, derivative_key, master_key
@@ -183,7 +183,7 @@ class FamilyJobs:
         on_step(0, first.generation.steps)  # cancelled while waiting for the device: not drawn at all
         masters = generate_batch(pipeline, spec, [_params(job) for job in batch], family, on_step)
         encoding = self.encoding
-        scheduler = type(pipeline.scheduler).__name__
+        scheduler = type(cast(Any, pipeline).scheduler).__name__  # diffusers sets components at run time
         weights = self.pipelines.fingerprint(first.generation.model)
         drawn = []
         for job, master in zip(batch, masters, strict=True):
