@@ -42,7 +42,7 @@ async def partitions(consumer: AIOKafkaConsumer, *topics: str, timeout: float = 
     request (for no topic) with none. Tracking the topics makes its client ask for them."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        for topic in topics:
+        for topic in topics:  # the consumer has no public way to ask for a topic's metadata
             await consumer._client.add_topic(topic)
         found = {t: consumer.partitions_for_topic(t) for t in topics}
         if all(found.values()):

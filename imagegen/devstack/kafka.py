@@ -4,7 +4,7 @@ process) for the dev stack and the tests, or a cluster of several on one machine
 The jars are the ones `maven` fetched. Every node listens on free loopback ports, formats its storage
 on first start and keeps it: a cluster started again on the same folder has the same log. `start()`
 returns once every node answers a Metadata request listing the whole cluster; each node is stopped by
-its own process id. `python -m imagegen.devstack.kafka` runs one node until interrupted.
+its own process id.
 """
 
 from __future__ import annotations
@@ -155,22 +155,20 @@ class Kafka:
         return self.folder / "ports.json"
 
     def _choose_ports(self) -> None:
-        """The ports of the last start when all are free again, else the preferred ones when free, else
+        """The first of these whose ports are all free: the last start's, the preferred ones (one node),
         fresh ones."""
+        choices: list[list[tuple[int, int]]] = []
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             kept = json.loads(self._ports_file().read_text())
-            ports = [(int(kept[str(n.node_id)][0]), int(kept[str(n.node_id)][1])) for n in self.nodes]
-            if self._preferred and len(self.nodes) == 1 and not all(map(port_free, ports[0])):
-                ports = [self._preferred]
-            if all(port_free(p) for pair in ports for p in pair):
-                for n, (port, controller) in zip(self.nodes, ports, strict=True):
-                    n.port, n.controller_port = port, controller
-                return
-        fresh = free_ports(2 * len(self.nodes))
-        if self._preferred and len(self.nodes) == 1 and all(map(port_free, self._preferred)):
-            fresh = list(self._preferred)
-        for i, n in enumerate(self.nodes):
-            n.port, n.controller_port = fresh[2 * i], fresh[2 * i + 1]
+            choices.append([(int(kept[str(n.node_id)][0]), int(kept[str(n.node_id)][1])) for n in self.nodes])
+        if self._preferred and len(self.nodes) == 1:
+            choices.append([self._preferred])
+        chosen = next((c for c in choices if all(port_free(p) for pair in c for p in pair)), None)
+        if chosen is None:
+            fresh = free_ports(2 * len(self.nodes))
+            chosen = list(zip(fresh[::2], fresh[1::2], strict=True))
+        for n, (port, controller) in zip(self.nodes, chosen, strict=True):
+            n.port, n.controller_port = port, controller
         self._ports_file().write_text(json.dumps({n.node_id: [n.port, n.controller_port] for n in self.nodes}))
 
     def _properties(self, n: Node) -> str:

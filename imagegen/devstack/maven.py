@@ -27,8 +27,7 @@ class BrokerError(StartError):
 
 def version() -> str:
     """The Apache Kafka version `pom.xml` pins."""
-    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
-    found = ET.parse(POM).getroot().find("m:properties/m:kafka.version", ns)
+    found = ET.parse(POM).getroot().find("properties/kafka.version")
     if found is None or not found.text:
         raise BrokerError(f"{POM} pins no kafka.version")
     return found.text.strip()

@@ -13,9 +13,13 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from streams import clients
 
+_MADE: set[tuple[str, str]] = set()  # (servers, topic) known to exist: one admin round trip per topic
+
 
 async def create_topic(servers: str, topic: str, partitions: int = 1) -> None:
     """Make `topic` unless it exists (the brokers make none on first use, as in production)."""
+    if (servers, topic) in _MADE:
+        return
     admin = AIOKafkaAdminClient(bootstrap_servers=servers)
     await admin.start()
     try:
@@ -24,6 +28,7 @@ async def create_topic(servers: str, topic: str, partitions: int = 1) -> None:
                 await admin.create_topics([NewTopic(topic, partitions, 1)])
     finally:
         await admin.close()
+    _MADE.add((servers, topic))
 
 
 async def produce(servers: str, topic: str, key: bytes | None, *values: bytes, together: bool = False) -> None:
