@@ -17,7 +17,7 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.endpoint import IMAGES, OPEN
 from api.problems import problem
 
 if TYPE_CHECKING:
@@ -40,28 +41,8 @@ log = logging.getLogger(__name__)
 
 ScopeName = Literal["read", "submit", "admin"]
 SCOPES: tuple[ScopeName, ...] = ("read", "submit", "admin")  # each implies those before it
-OPEN, IMAGES = "open", "images"  # a route anyone may call; an image file (open unless IMAGE_ACCESS=read)
 NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 PREFIX = "igk_"  # lets secret scanners and people tell an imagegen key from other tokens
-
-# What each route needs, by its name (its endpoint function's, unless it is given one). A route not
-# named here needs `read` for GET and HEAD and `admin` for anything else, until someone decides; a path
-# no route matches needs `read` (a caller without a key learns nothing of which routes exist).
-ROUTES: dict[str, str] = {
-    endpoint: scope
-    for scope, endpoints in {
-        # the gallery page's own files hold no data: its calls to /api/images need a key like any other
-        # and the documents say only what any client of the API may know
-        OPEN: "health gallery gallery_home asyncapi openapi_document",
-        IMAGES: "serve_image",
-        "read": "list_variations get_variation get_variation_by_name follow_variation get_variant_set get_command "
-        "health_ml list_models list_families metrics list_webhooks get_webhook list_deliveries",
-        "submit": "create_variation regenerate_variation retry_family cancel_variation regenerate_variant_set",
-        # a subscription makes the dispatcher post to any URL: not for every client that may submit
-        "admin": "create_webhook delete_webhook",
-    }.items()
-    for endpoint in endpoints.split()
-}
 
 
 class AccessConfigError(ValueError):
@@ -141,19 +122,18 @@ def presented(headers: Headers) -> str | None:
     return headers.get("x-api-key", "").strip() or None
 
 
-def scope_of(route_name: str, method: str) -> str:
-    """What the route of that name needs (or OPEN, IMAGES); unlisted: `read` to look, `admin` to change."""
-    return ROUTES.get(route_name, "read" if method in ("GET", "HEAD") else "admin")
-
-
-def needed(routes: Iterable[BaseRoute], scope: Scope) -> str:
-    """The scope a request needs (or OPEN, IMAGES), found by the router's own matching."""
+def needed(routes: Iterable[BaseRoute], scope: Scope, scopes: Mapping[object, str]) -> str:
+    """The scope a request needs (or OPEN, IMAGES), found by the router's own matching and looked up
+    by the matched route's handler (a mounted app's, for the gallery's files). A route not in `scopes`
+    needs `read` to look and `admin` to change anything; a path no route matches needs `read` (a
+    caller without a key learns nothing of which routes exist)."""
     for route in routes:
         match, child = route.matches(scope)
         if match is Match.FULL:
             if isinstance(route, Mount) and route.routes:
-                return needed(route.routes, {**scope, **child})
-            return scope_of(getattr(route, "name", ""), scope["method"])
+                return needed(route.routes, {**scope, **child}, scopes)
+            handler = route.app if isinstance(route, Mount) else getattr(route, "endpoint", None)
+            return scopes.get(handler, "read" if scope["method"] in ("GET", "HEAD") else "admin")
     return "read"
 
 
@@ -168,9 +148,10 @@ class Access:
         keys: tuple[Key, ...],
         limits: dict[str, RateLimitItem | None],
         max_body_bytes: int,
+        scopes: Mapping[object, str],
         private_images: bool = False,
     ) -> None:
-        self.app, self.keys, self.limits = app, keys, limits
+        self.app, self.keys, self.limits, self.scopes = app, keys, limits, scopes
         self.max_body_bytes, self.private_images = max_body_bytes, private_images
         # Counted in this process's memory: each api process counts on its own, so N api processes
         # behind one balancer allow up to N times the limit.
@@ -182,7 +163,7 @@ class Access:
             return
         headers = Headers(scope=scope)
         # 1. The scope the route needs
-        need = needed(scope["app"].routes, scope) if self.keys else OPEN
+        need = needed(scope["app"].routes, scope, self.scopes) if self.keys else OPEN
         if need == IMAGES:
             need = "read" if self.private_images else OPEN
         who: str | None = None
@@ -305,8 +286,9 @@ def rate(setting: str, value: str) -> RateLimitItem | None:
         raise AccessConfigError(f"{setting}: {value!r} is not a rate such as 60/minute") from None
 
 
-def middleware(settings: Settings) -> Middleware:
-    """The middleware for these settings, checked now: a bad entry stops the api at start, named."""
+def middleware(settings: Settings, scopes: Mapping[object, str]) -> Middleware:
+    """The middleware for these settings, checked now: a bad entry stops the api at start, named.
+    `scopes`: what calling each handler needs (api/routes.py)."""
     keys = load_keys(settings)
     limits = {
         "read": rate("RATE_LIMIT_READ", settings.rate_limit_read),
@@ -321,5 +303,6 @@ def middleware(settings: Settings) -> Middleware:
         keys=keys,
         limits=limits,
         max_body_bytes=settings.max_body_bytes,
+        scopes=scopes,
         private_images=settings.image_access == "read",
     )

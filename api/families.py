@@ -9,8 +9,8 @@ from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from api import endpoint as e
 from api.responses import Shape
-from imagegen.config import family_table
 from streams.families import FamilyTable
 
 
@@ -79,4 +79,17 @@ def shown(table: FamilyTable) -> dict[str, Any]:
 
 async def list_families(request: Request) -> Response:
     """The family table in force: each family's ratio and master size, its derivatives' sizes and safe zones."""
-    return JSONResponse(shown(family_table()))
+    return JSONResponse(shown(request.app.state.families))
+
+
+ENDPOINTS = (
+    e.Endpoint(
+        ("GET",),
+        "/families",
+        list_families,
+        e.READ,
+        "operations",
+        "The family table: sizes and safe zones",
+        {200: e.Answer("each family's ratio and master, its derivatives' sizes and safe zones", FamilyList)},
+    ),
+)

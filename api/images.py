@@ -12,8 +12,11 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
+from api import endpoint as e
+from api.problems import Problem, text
 from imagegen.config import Settings
 from imagegen.storage import FileStorage, KeyOutsideStorage, S3Storage, Storage
+from projections import views
 
 CONTENT_TYPES = {"webp": "image/webp", "avif": "image/avif", "jpg": "image/jpeg", "png": "image/png"}
 
@@ -87,3 +90,47 @@ async def _from_s3(request: Request, storage: S3Storage, key: str, settings: Set
     if fetched.body is None:  # HEAD, 304, 416
         return Response(status_code=fetched.status, headers=headers)
     return StreamingResponse(fetched.body, status_code=fetched.status, headers=headers)
+
+
+async def serve_image(request: Request) -> Response:
+    variation, name = (text(request.path_params[p], p) for p in ("variation", "name"))
+    async with request.app.state.pool.connection() as conn:
+        key = await views.image_key(conn, variation, name)
+    state = request.app.state
+    response = await image_response(request, state.storage, key, state.settings) if key else None
+    if response is None:
+        raise Problem(404, f"no image {name!r} in variation {variation!r}")
+    return response
+
+
+IMAGE = {ct: {"schema": {"type": "string", "contentMediaType": ct}} for ct in CONTENT_TYPES.values()}
+CACHED = ("ETag", "Last-Modified", "Cache-Control")
+ENDPOINTS = (
+    e.Endpoint(
+        ("GET", "HEAD"),  # clients HEAD an image for its size and ETag
+        "/{variation}/{name}",
+        serve_image,
+        e.IMAGES,
+        "images",
+        "A family master or a derivative",
+        {
+            200: e.Answer("the image", None, IMAGE, CACHED),
+            206: e.Answer("the requested part", None, IMAGE | {"multipart/byteranges": {}}, (*CACHED, "Content-Range")),
+            304: e.Answer("not modified since the ETag or date given", None, {}, CACHED),
+            307: e.Answer("IMAGE_SERVING=redirect: a presigned URL of the S3 object", None, {}, ("Location",)),
+            400: e.Answer("a malformed Range header", None, e.PLAIN),
+            404: e.Answer("no such image"),
+            422: e.NUL,
+            416: e.Answer("the Range is outside the image", None, e.PLAIN, ("Content-Range",)),
+            **e.UNAVAILABLE,
+        },
+        (
+            e.path("variation", e.NAME, "the variation's name"),
+            e.path("name", {"type": "string", "minLength": 1}, "a family (its master) or a derivative"),
+            e.header("Range", "bytes=…: a part of the image (206)"),
+            e.header("If-Range", "the Range applies only while the image is this ETag or date"),
+            e.header("If-None-Match", "an ETag: 304 while the image is unchanged"),
+            e.header("If-Modified-Since", "an HTTP date: 304 while the image is unchanged"),
+        ),
+    ),
+)

@@ -13,7 +13,7 @@ from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 
-from imagegen.config import family_table
+from api import endpoint as e
 from projections import views
 from streams import control
 
@@ -67,7 +67,8 @@ async def metrics(request: Request) -> Response:
             gpu_allocated.add_metric([w["worker"], w["device"]], w["deviceMemoryAllocatedBytes"] or 0)
     collected = [variations, families, drawing, live, memory, gpu_total, gpu_allocated]
     try:
-        waiting = await control.waiting_jobs(request.app.state.settings.kafka_bootstrap_servers, family_table().names)
+        state = request.app.state
+        waiting = await control.waiting_jobs(state.settings.kafka_bootstrap_servers, state.families.names)
     except Exception as exc:  # the broker is down: the read model's series still answer
         log.warning("queue lag not read: %s", exc)
     else:
@@ -78,3 +79,16 @@ async def metrics(request: Request) -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(collected))
     return Response(generate_latest(registry), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+ENDPOINTS = (
+    e.Endpoint(
+        ("GET",),
+        "/metrics",
+        metrics,
+        e.READ,
+        "operations",
+        "Prometheus series",
+        {200: e.Answer("the text exposition format", None, e.PLAIN), **e.UNAVAILABLE},
+    ),
+)

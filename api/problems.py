@@ -1,6 +1,6 @@
-"""Errors and input at the HTTP edge: the problem type every route raises and its JSON answer, the JSON
-body, query and path values, and pydantic's field errors. A leaf: the app, the access middleware and
-the webhook routes import it; it imports none of them."""
+"""Errors and input at the HTTP edge: the one error type every route raises, with its JSON (the shape
+the OpenAPI document gives every error), the JSON body, query and path values, and pydantic's field
+errors. A leaf: the handlers, the app and the access middleware import it; it imports none of them."""
 
 from __future__ import annotations
 
@@ -8,28 +8,57 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+
+from api.responses import Shape
 
 Errors = list[dict[str, str]]  # per field: {"field": "generation.seed", "message": "…"}
 RETRY_LATER = {"Retry-After": "5"}
 
 
+class FieldError(Shape):
+    field: str = Field(description="dotted path of the bad value (`generation.seed`), or `body`, `content-type`")
+    message: str
+
+
+class ProblemJson(Shape):
+    """Every error: its status again, what went wrong, and per field what was wrong with it."""
+
+    # the shape of `Problem`, and named so in the OpenAPI document (its schema's key and title)
+    __qualname__ = "Problem"
+    model_config = ConfigDict(title="Problem")
+
+    status: int
+    message: str
+    errors: list[FieldError] = Field(default=[], description="absent when no one field is to blame")
+
+
 class Problem(Exception):
+    """An error answer, raised by whichever handler finds it; the app answers it as its JSON."""
+
     def __init__(
         self, status: int, message: str, errors: Errors | None = None, *, headers: Mapping[str, str] | None = None
     ):
-        self.status, self.message, self.errors, self.headers = status, message, errors or [], dict(headers or {})
+        super().__init__(status, message)
+        self.body = ProblemJson.model_validate({"status": status, "message": message, "errors": errors or []})
+        self.headers = dict(headers or {})
+
+    @property
+    def status(self) -> int:
+        return self.body.status
+
+    def response(self) -> JSONResponse:
+        content = self.body.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        return JSONResponse(content, status_code=self.status, headers=self.headers or None)
 
 
 def problem(
     status: int, message: str, errors: Errors | None = None, *, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
-    body: dict[str, Any] = {"status": status, "message": message}
-    if errors:
-        body["errors"] = errors
-    return JSONResponse(body, status_code=status, headers=dict(headers) if headers else None)
+    """The answer of a problem not raised (the middleware's, the app's handlers of other exceptions)."""
+    return Problem(status, message, errors, headers=headers).response()
 
 
 def field_errors(exc: ValidationError) -> list[dict[str, str]]:

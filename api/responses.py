@@ -20,19 +20,6 @@ class Shape(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
-class FieldError(Shape):
-    field: str = Field(description="dotted path of the bad value (`generation.seed`), or `body`, `content-type`")
-    message: str
-
-
-class Problem(Shape):
-    """Every error: its status again, what went wrong, and per field what was wrong with it."""
-
-    status: int
-    message: str
-    errors: list[FieldError] = Field(default=[], description="absent when no one field is to blame")
-
-
 # --- variations -------------------------------------------------------------------------------------
 
 

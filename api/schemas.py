@@ -1,18 +1,29 @@
-"""Request bodies, as the original product takes them (camelCase), validated at the edge."""
+"""Request bodies, as the original product takes them (camelCase), validated at the edge. What a create
+is checked against beyond its own fields (the deployment's families, the names the API's routes keep) is
+given by the app as the validation context (`Checked`)."""
 
 from __future__ import annotations
+
+from collections.abc import Collection
+from typing import TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
-from imagegen.config import family_table
 from streams import limits
-from streams import messages as m
 
-# Names that are path segments of the API itself: /api/images/{variation}/{name} must stay unambiguous.
-RESERVED_NAMES = {"variations", "commands", "health", "models", "families", "openapi", "metrics", "webhooks", "sets"}
 MAX_VARIANTS = 16
-MAX_NAME = 120  # NAME_PATTERN's length
+
+
+class Checked(TypedDict):
+    families: Collection[str]  # the family table's names
+    reserved: Collection[str]  # path segments of the API itself (api/routes.py)
+
+
+def _checked(info: ValidationInfo) -> Checked:
+    if not isinstance(info.context, dict):
+        raise TypeError("validate a CreateVariationBody with context=Checked(families=…, reserved=…)")
+    return info.context  # type: ignore[return-value]
 
 
 class Body(BaseModel):
@@ -41,7 +52,7 @@ class FocalPointBody(Body):
 
 
 class CreateVariationBody(Body):
-    name: str = Field(pattern=m.NAME_PATTERN, description="URL-safe: lowercase letters, digits and '-'")
+    name: limits.Name = Field(description="URL-safe: lowercase letters, digits and '-'")
     category: limits.Category = ""
     families: list[str] = Field(min_length=1, max_length=32)
     generation: GenerationBody
@@ -59,7 +70,7 @@ class CreateVariationBody(Body):
     @classmethod
     def _set_fits(cls, value: int, info: ValidationInfo) -> int:
         name, generation = info.data.get("name", ""), info.data.get("generation")
-        if value > 1 and len(f"{name}-v{value}") > MAX_NAME:
+        if value > 1 and len(f"{name}-v{value}") > limits.MAX_NAME:
             raise ValueError(f"name is too long for {value} variants (named {{name}}-v1…)")
         if generation is not None and generation.seed is not None and generation.seed + value - 1 > limits.MAX_SEED:
             raise ValueError(f"generation.seed + variants - 1 must be at most {limits.MAX_SEED}")
@@ -67,15 +78,15 @@ class CreateVariationBody(Body):
 
     @field_validator("name")
     @classmethod
-    def _not_reserved(cls, value: str) -> str:
-        if value in RESERVED_NAMES:
+    def _not_reserved(cls, value: str, info: ValidationInfo) -> str:
+        if value in _checked(info)["reserved"]:
             raise ValueError(f"{value!r} is reserved")
         return value
 
     @field_validator("families")
     @classmethod
-    def _known_families(cls, value: list[str]) -> list[str]:
-        known = family_table().names
+    def _known_families(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        known = list(_checked(info)["families"])
         unknown = [f for f in value if f not in known]
         if unknown:
             raise ValueError(f"unknown families {unknown}; known: {list(known)}")

@@ -13,6 +13,9 @@ MAX_GUIDANCE = 30.0
 MAX_PROMPT = 2000
 MAX_MODEL_NAME = 64
 MAX_CATEGORY = 100
+MAX_NAME = 120
+# a variation's (and a set's) name: URL-safe, a path segment of its images' URLs
+NAME_PATTERN = rf"^[a-z0-9](?:[a-z0-9-]{{0,{MAX_NAME - 2}}}[a-z0-9])?$"
 
 Prompt = Annotated[str, Field(min_length=1, max_length=MAX_PROMPT)]
 NegativePrompt = Annotated[str, Field(max_length=MAX_PROMPT)]
@@ -20,3 +23,4 @@ Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 Steps = Annotated[int, Field(ge=1, le=MAX_STEPS)]
 Guidance = Annotated[float, Field(ge=0.0, le=MAX_GUIDANCE)]
 Category = Annotated[str, Field(max_length=MAX_CATEGORY)]
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]

@@ -14,8 +14,6 @@ from streams import limits
 
 # Fixed forever: ids derived from it are stored in every log and read model.
 NAMESPACE = uuid.UUID("6f1e8a4c-3c1b-5d0e-9a57-2b1f0d9c7e42")
-NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,118}[a-z0-9])?$"
-MAX_SEED = limits.MAX_SEED
 
 Priority = Literal["normal", "dx"]
 
@@ -109,14 +107,14 @@ class CreateVariation(Command):
 
     type: Literal["CreateVariation"] = "CreateVariation"
     version: Literal[2] = 2  # type: ignore[assignment]
-    name: str = Field(pattern=NAME_PATTERN)
+    name: limits.Name
     category: limits.Category = ""
     families: tuple[str, ...] = Field(min_length=1)
     generation: Generation
     priority: Priority = "normal"
     focal_point: FocalPoint | None = None  # for every family, unless focal_points names it
     focal_points: dict[str, FocalPoint] = {}
-    variant_set: str | None = Field(default=None, pattern=NAME_PATTERN)
+    variant_set: limits.Name | None = None
     variant: int | None = Field(default=None, ge=1)  # its place in the set, from 1
 
     @model_validator(mode="after")

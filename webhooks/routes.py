@@ -1,4 +1,4 @@
-"""Webhook subscriptions over HTTP (mounted under /api/images by api/app.py): register, list, read,
+"""Webhook subscriptions over HTTP (under /api/images, listed by api/routes.py): register, list, read,
 delete, and each subscription's delivery log."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ import uuid
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
+from api import endpoint as e
+from api import responses as r
 from api.problems import Problem, field_errors, json_body, query_int
 from streams import domain_events
 from webhooks import store
@@ -91,10 +92,73 @@ async def list_deliveries(request: Request) -> Response:
     return JSONResponse({"items": items, "limit": limit})
 
 
-routes = [
-    Route("/webhooks", create_webhook, methods=["POST"]),
-    Route("/webhooks", list_webhooks, methods=["GET"]),
-    Route("/webhooks/{id}", get_webhook, methods=["GET"]),
-    Route("/webhooks/{id}", delete_webhook, methods=["DELETE"]),
-    Route("/webhooks/{id}/deliveries", list_deliveries, methods=["GET"]),
-]
+WEBHOOK_ID = e.path("id", e.UUID, "the subscription's id")
+NO_WEBHOOK = e.Answer("no such webhook (or not a UUID)")
+ENDPOINTS = (
+    e.Endpoint(
+        ("POST",),
+        "/webhooks",
+        create_webhook,
+        # a subscription makes the dispatcher post to any URL: not for every client that may submit
+        e.ADMIN,
+        "webhooks",
+        "Subscribe to the domain events",
+        {
+            201: e.Answer(
+                "the subscription (with its secret when none was sent)",
+                (r.NewWebhook, r.Webhook),
+                headers=("Location",),
+            ),
+            **e.BODY_ERRORS,
+            **e.UNAVAILABLE,
+        },
+        body=SubscriptionBody,
+    ),
+    e.Endpoint(
+        ("GET",),
+        "/webhooks",
+        list_webhooks,
+        e.READ,
+        "webhooks",
+        "Every subscription",
+        {200: e.Answer("oldest first", r.WebhookList), **e.UNAVAILABLE},
+    ),
+    e.Endpoint(
+        ("GET",),
+        "/webhooks/{id}",
+        get_webhook,
+        e.READ,
+        "webhooks",
+        "A subscription",
+        {200: e.Answer("the subscription", r.Webhook), 404: NO_WEBHOOK, **e.UNAVAILABLE},
+        (WEBHOOK_ID,),
+    ),
+    e.Endpoint(
+        ("DELETE",),
+        "/webhooks/{id}",
+        delete_webhook,
+        e.ADMIN,
+        "webhooks",
+        "Unsubscribe (with its delivery log)",
+        {204: e.Answer("deleted", None), 404: NO_WEBHOOK, **e.UNAVAILABLE},
+        (WEBHOOK_ID,),
+    ),
+    e.Endpoint(
+        ("GET",),
+        "/webhooks/{id}/deliveries",
+        list_deliveries,
+        e.READ,
+        "webhooks",
+        "The delivery log, newest first",
+        {
+            200: e.Answer("each delivery with every attempt", r.DeliveryPage),
+            404: NO_WEBHOOK,
+            422: e.Answer("limit out of range"),
+            **e.UNAVAILABLE,
+        },
+        (
+            WEBHOOK_ID,
+            e.query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "at most this many"),
+        ),
+    ),
+)

@@ -1,5 +1,5 @@
 """API keys, scopes, rate limits and the body limit (api/access.py): the pure parts, then the real
-middleware in front of a small Starlette app with the API's endpoint names, through Starlette's
+middleware in front of a small Starlette app with endpoints like the API's, through Starlette's
 TestClient. The stack-backed story is tests/e2e/test_access.py."""
 
 from __future__ import annotations
@@ -71,7 +71,9 @@ def test_a_presented_key_is_found_by_its_hash_among_all_and_a_wrong_one_is_not()
 def test_every_route_needs_a_scope_and_none_that_changes_anything_is_left_to_the_default():
     from starlette.routing import Mount as Mounted
 
-    from api.app import routes
+    from api.routes import routes, scopes
+
+    routes, table_of = routes(), scopes()
 
     def flat(routes, prefix=""):  # (path, route) for every route, the mounts' own routes in them
         for route in routes:
@@ -91,7 +93,12 @@ def test_every_route_needs_a_scope_and_none_that_changes_anything_is_left_to_the
                 "root_path": "",
             }
             table.append(
-                (method, path.removeprefix("/api/images") or "/", needed(routes, scope), route.name in access.ROUTES)
+                (
+                    method,
+                    path.removeprefix("/api/images") or "/",
+                    needed(routes, scope, table_of),
+                    (route.app if isinstance(route, Mounted) else route.endpoint) in table_of,
+                )
             )
     print("\n" + "\n".join(f"  {m:<6} {p:<42} {n}{'' if listed else ' (default)'}" for m, p, n, listed in table))
     assert not [(m, p) for m, p, _, listed in table if m != "GET" and not listed]
@@ -103,7 +110,7 @@ def test_every_route_needs_a_scope_and_none_that_changes_anything_is_left_to_the
     assert need["POST", "/webhooks"] == need["DELETE", "/webhooks/{id}"] == "admin"
     assert need["GET", "/webhooks"] == "read"
     nowhere = {"type": "http", "method": "DELETE", "path": "/not/a/route", "root_path": ""}
-    assert needed(routes, nowhere) == "read"  # no key: a 401, whatever the path, which tells nothing
+    assert needed(routes, nowhere, table_of) == "read"  # no key: a 401, whatever the path, which tells nothing
 
 
 # The real middleware in front of endpoints named like the API's.
@@ -136,7 +143,8 @@ def client(**settings: object) -> TestClient:
         Route("/health", health, methods=["GET"]),
         Route("/{variation}/{name}", serve_image, methods=["GET", "HEAD"]),
     ]
-    app = Starlette(routes=[Mount("/api/images", routes=endpoints)], middleware=[access.middleware(made)])
+    needs = {create_variation: "submit", list_variations: "read", health: "open", serve_image: "images"}
+    app = Starlette(routes=[Mount("/api/images", routes=endpoints)], middleware=[access.middleware(made, needs)])
     return TestClient(app, base_url="http://testserver/api/images")
 
 
@@ -221,6 +229,6 @@ def test_without_keys_everything_is_open_and_unlimited_but_the_body_limit_holds(
 
 def test_a_bad_setting_stops_the_api_at_start_naming_it():
     with pytest.raises(AccessConfigError, match="RATE_LIMIT_SUBMIT: 'sixty' is not a rate"):
-        access.middleware(Settings(rate_limit_submit="sixty"))
+        access.middleware(Settings(rate_limit_submit="sixty"), {})
     with pytest.raises(AccessConfigError, match="API_KEYS: key 'x' has scope 'root'"):
-        access.middleware(Settings(api_keys="x:root:" + "0" * 64))
+        access.middleware(Settings(api_keys="x:root:" + "0" * 64), {})

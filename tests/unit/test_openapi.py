@@ -1,4 +1,4 @@
-"""The OpenAPI document: valid OpenAPI 3.1, one operation per route of api/app.py (no more, no fewer),
+"""The OpenAPI document: valid OpenAPI 3.1, one operation per route the app serves (no more, no fewer),
 and the bodies the handlers build fit the response schemas it gives them."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
-from api import app, openapi
+from api import app, commands, openapi, problems, routes
 from imagegen.config import family_table
 from inference import models
 from projections import views
@@ -32,7 +32,7 @@ def routed() -> dict[tuple[str, str], str]:
     """(method, path) -> endpoint name, for every route of the routing table. Starlette answers HEAD
     wherever GET is, so HEAD counts only where it is documented (images, which clients HEAD)."""
     found = {}
-    for mount in app.routes:
+    for mount in routes.routes():
         if mount.path in ("/", "/gallery"):  # the gallery page (api/gallery), not an API operation
             continue
         assert isinstance(mount, Mount)
@@ -76,7 +76,7 @@ def test_the_document_passes_the_field_s_own_validator() -> None:
 def test_every_route_is_documented_under_its_handlers_name_and_nothing_else_is() -> None:
     routes, docs = routed(), documented()
     missing = {key for key in routes if key[0] != "HEAD"} - set(docs)
-    assert not missing, f"routes with no operation in api/openapi.py: {sorted(missing)}"
+    assert not missing, f"routes with no operation in the document: {sorted(missing)}"
     assert not set(docs) - set(routes), f"operations with no route: {sorted(set(docs) - set(routes))}"
     for key, op in docs.items():
         assert op["operationId"] == routes[key] + ("_head" if key[0] == "HEAD" else ""), key
@@ -111,8 +111,8 @@ def test_request_bodies_are_the_validators_models_and_say_what_their_validators_
 
 def test_an_accepted_command_a_problem_and_the_models_fit_their_schemas() -> None:
     command = m.RegenerateVariation(command_id=uuid.uuid4(), variation_id=m.variation_id("hero"))
-    fits(app._accepted(command, "regenerating", "hero"), response("/variations/{id}/regenerate", "POST", 202))
-    problem = app.problem(422, "name: bad", [{"field": "name", "message": "bad"}])
+    fits(commands.accepted(command, "regenerating", "hero"), response("/variations/{id}/regenerate", "POST", 202))
+    problem = problems.problem(422, "name: bad", [{"field": "name", "message": "bad"}])
     fits(json.loads(problem.body), response("/variations", "POST", 422))
     listed = models.list_models()
     for model in listed:
