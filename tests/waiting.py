@@ -1,5 +1,5 @@
 """Waiting for an eventually consistent state, the one way every story does it: poll a check until it
-gives something truthy, against a deadline that holds on a loaded two-core machine, and fail naming
+gives what is awaited, against a deadline that holds on a loaded two-core machine, and fail naming
 what was awaited and the last thing seen."""
 
 from __future__ import annotations
@@ -12,27 +12,55 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def until(check: Callable[[], T], what: str, timeout: float = 180.0, every: float = 0.1) -> T:
-    """The first truthy value `check()` returns; AssertionError naming `what` after `timeout` seconds."""
+def until(
+    check: Callable[[], T],
+    what: str,
+    timeout: float = 180.0,
+    every: float = 0.1,
+    *,
+    done: Callable[[T], object] = bool,
+    ignoring: tuple[type[Exception], ...] = (),
+) -> T:
+    """The first value `check()` returns that `done` accepts (by default: the first truthy one);
+    AssertionError naming `what` after `timeout` seconds. A check that raises one of `ignoring` (a
+    service still starting, a request that timed out) has not seen it yet."""
     deadline = time.monotonic() + timeout
     while True:
-        seen = check()
-        if seen:
-            return seen
+        try:
+            seen = check()
+        except ignoring as error:
+            last: object = error
+        else:
+            if done(seen):
+                return seen
+            last = seen
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f} s (last seen: {seen!r})")
+            raise AssertionError(f"{what}: not within {timeout:.0f} s (last seen: {last!r})")
         time.sleep(every)
 
 
-async def until_async(check: Callable[[], Awaitable[T]], what: str, timeout: float = 180.0, every: float = 0.1) -> T:
+async def until_async(
+    check: Callable[[], Awaitable[T]],
+    what: str,
+    timeout: float = 180.0,
+    every: float = 0.1,
+    *,
+    done: Callable[[T], object] = bool,
+    ignoring: tuple[type[Exception], ...] = (),
+) -> T:
     """`until` for a check that is awaited."""
     deadline = time.monotonic() + timeout
     while True:
-        seen = await check()
-        if seen:
-            return seen
+        try:
+            seen = await check()
+        except ignoring as error:
+            last: object = error
+        else:
+            if done(seen):
+                return seen
+            last = seen
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f} s (last seen: {seen!r})")
+            raise AssertionError(f"{what}: not within {timeout:.0f} s (last seen: {last!r})")
         await asyncio.sleep(every)
 
 

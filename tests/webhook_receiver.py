@@ -4,7 +4,6 @@ test's `answer` says."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
@@ -12,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.waiting import until, until_async
 from webhooks.signing import HEADER, InvalidSignature, verify
 
 
@@ -90,20 +90,17 @@ class Receiver:
         with self._lock:
             return [r for r in self.received if r.path == path]
 
-    def _overdue(self, deadline: float) -> None:
-        if time.monotonic() > deadline:
-            got = [(r.path, r.event_type, r.status) for r in self.received]
-            raise AssertionError(f"the receiver did not get what was expected; it got {got}")
+    def __repr__(self) -> str:
+        with self._lock:
+            return f"Receiver(got={[(r.path, r.event_type, r.status) for r in self.received]})"
 
     def wait(self, done: Callable[[Receiver], bool], timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not done(self):
-            self._overdue(deadline)
-            time.sleep(0.02)
+        until(lambda: self, "what the receiver was expected to get", timeout, every=0.02, done=done)
 
     async def until(self, done: Callable[[Receiver], bool], timeout: float = 30.0) -> None:
         """`wait`, for tests whose event loop runs the dispatcher."""
-        deadline = time.monotonic() + timeout
-        while not done(self):
-            self._overdue(deadline)
-            await asyncio.sleep(0.02)
+
+        async def receiver() -> Receiver:
+            return self
+
+        await until_async(receiver, "what the receiver was expected to get", timeout, every=0.02, done=done)

@@ -16,6 +16,7 @@ import pytest
 
 from streams import messages as m
 from tests.browser.conftest import SCREENSHOTS
+from tests.builders import create_body, generation_body
 from tests.e2e.test_http import wait_for
 from tests.e2e.test_retry import left_partial
 
@@ -91,8 +92,8 @@ def sizes(variation: dict[str, Any]) -> dict[str, tuple[int, int]]:
 
 def post(api: httpx.Client, name: str, families: list[str], steps: int = 1, **extra: Any) -> str:
     """Post a small variation (once: the same request again is accepted as the same one); its id."""
-    generation = {"prompt": f"{name.replace('-', ' ')} at noon", "seed": 3, "model": "tiny", "inferenceSteps": steps}
-    r = api.post("/api/images/variations", json={"name": name, "families": families, "generation": generation, **extra})
+    generation = generation_body(f"{name.replace('-', ' ')} at noon", 3, steps=steps)
+    r = api.post("/api/images/variations", json=create_body(name, generation, families=families, **extra))
     assert r.status_code == 202, r.text
     return r.json()["id"]
 
@@ -305,8 +306,8 @@ def test_regenerate_retry_and_cancel_show_live_on_the_page(page: Any, api: httpx
 
     # a long drawing, cancelled from the page once its steps show
     long = "gallery-comet"
-    generation = {"prompt": "a comet over snow", "seed": 5, "model": "tiny", "inferenceSteps": 150}
-    r = api.post("/api/images/variations", json={"name": long, "families": ["hero"], "generation": generation})
+    generation = generation_body("a comet over snow", 5, steps=150)
+    r = api.post("/api/images/variations", json=create_body(long, generation, families=["hero"]))
     assert r.status_code == 202, r.text
     page.goto(f"/gallery/#/v/{r.json()['id']}")
     page.wait_for_function("() => document.querySelector('progress[data-family=\"hero\"]')?.value >= 2", timeout=DRAWN)

@@ -14,6 +14,7 @@ import pytest
 from api.access import new_key
 from imagegen.devstack import DevStack, free_port
 from imagegen.services import Services
+from tests.builders import create_body, generation_body
 from tests.conftest import ARTIFACTS
 from tests.waiting import until
 
@@ -28,11 +29,7 @@ KEYS = {
     )
 }
 NAME = f"access-{uuid.uuid4().hex[:8]}"
-BODY = {
-    "name": NAME,
-    "families": ["square"],
-    "generation": {"prompt": "a lighthouse at dawn", "seed": 7, "model": "tiny", "inferenceSteps": 2},
-}
+BODY = create_body(NAME, generation_body("a lighthouse at dawn", 7))
 
 
 def api_process(stack: DevStack, name: str, **env: str) -> Iterator[httpx.Client]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 
 from imagegen.devstack import DevStack
 from imagegen.services import Services
+from tests.waiting import until
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.json"
 
@@ -52,8 +52,7 @@ def test_a_command_posted_with_kcat_completes_and_its_domain_event_is_read_with_
     )
     assert posted.returncode == 0, posted.stderr
 
-    deadline, events = time.monotonic() + 180, []
-    while time.monotonic() < deadline:
+    def read_with_kcat() -> list[dict]:
         read = subprocess.run(
             ["kcat", "-C", "-b", servers, "-t", "imagegen.domain-events", "-o", "beginning", "-e", "-q", "-J"],
             capture_output=True,
@@ -62,10 +61,15 @@ def test_a_command_posted_with_kcat_completes_and_its_domain_event_is_read_with_
         )
         assert read.returncode == 0, read.stderr
         records = [json.loads(line) for line in read.stdout.splitlines() if line.strip()]
-        events = [json.loads(r["payload"]) for r in records if r["key"] == key]
-        if any(e["type"] == "IMAGE_VARIATION_COMPLETED" for e in events):
-            break
-        time.sleep(1)
+        return [json.loads(r["payload"]) for r in records if r["key"] == key]
+
+    events = until(
+        read_with_kcat,
+        f"{name}'s IMAGE_VARIATION_COMPLETED read with kcat",
+        180,
+        every=1,
+        done=lambda events: any(e["type"] == "IMAGE_VARIATION_COMPLETED" for e in events),
+    )
     types = [e["type"] for e in events]
     assert "IMAGE_VARIATION_COMPLETED" in types, types
     (done,) = [e for e in events if e["type"] == "IMAGE_VARIATION_COMPLETED"]

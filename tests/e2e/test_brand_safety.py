@@ -7,31 +7,22 @@ drawn with the policy's negative prompt after its own, for every model, and keep
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 
 from inference.cutting import read_metadata
 from streams import codec, topics
 from streams import messages as m
+from tests.builders import create_body, create_variation, generation, generation_body
 from tests.e2e.test_http import wait_for
 from tests.integration.kafka import produce, read_until
+from tests.waiting import until
 
-GENERATION = {
-    "prompt": "a kayak on a calm lake",
-    "negativePrompt": "text",
-    "seed": 3,
-    "model": "tiny",
-    "inferenceSteps": 2,
-}
+GENERATION = generation_body("a kayak on a calm lake", 3, negativePrompt="text")
 
 
 def test_a_prompt_with_a_blocked_term_is_refused_over_http_naming_the_field(api: httpx.Client) -> None:
-    body = {
-        "name": "brand-refused",
-        "families": ["square"],
-        "generation": {**GENERATION, "prompt": "a can of RIVAL  Cola on a lake"},
-    }
+    body = create_body("brand-refused", {**GENERATION, "prompt": "a can of RIVAL  Cola on a lake"})
     r = api.post("/api/images/variations", json=body)
     assert r.status_code == 422, r.text
     assert r.json()["errors"] == [{"field": "generation.prompt", "message": r.json()["message"]}]
@@ -41,19 +32,20 @@ def test_a_prompt_with_a_blocked_term_is_refused_over_http_naming_the_field(api:
 
 
 async def test_a_blocked_prompt_posted_to_the_command_log_is_rejected_with_the_reason(api, stack) -> None:
-    generation = m.Generation(prompt="gore on the beach", seed=1, model="tiny", steps=2, guidance=4.0)
-    command = m.CreateVariation(
-        command_id=m.derive_id("brand", "kafka"),
-        variation_id=m.variation_id("brand-kafka"),
-        name="brand-kafka",
+    command = create_variation(
+        "brand-kafka",
         families=("square",),
-        generation=generation,
+        generation=generation("gore on the beach", 1),
+        command_id=m.derive_id("brand", "kafka"),
     )
     await produce(stack.bootstrap_servers, topics.COMMANDS, command.key, codec.encode(command))
-    deadline = time.monotonic() + 60
-    while (found := api.get(f"/api/images/commands/{command.command_id}").json())["status"] == "pending":
-        assert time.monotonic() < deadline, found
-        time.sleep(0.2)
+    found = until(
+        lambda: api.get(f"/api/images/commands/{command.command_id}").json(),
+        "the command decided",
+        60,
+        every=0.2,
+        done=lambda answer: answer["status"] != "pending",
+    )
     assert found["status"] == "rejected", found
     assert found["reason"] == "the prompt has terms the brand policy blocks: ['gore']"
     assert api.get(f"/api/images/variations/{command.variation_id}").status_code == 404
@@ -63,7 +55,7 @@ async def test_a_blocked_prompt_posted_to_the_command_log_is_rejected_with_the_r
 
 
 async def test_every_drawing_adds_the_policy_s_negative_prompt_to_the_variation_s_own(api, stack) -> None:
-    body = {"name": "brand-kayak", "families": ["square", "hero"], "generation": GENERATION}
+    body = create_body("brand-kayak", GENERATION, families=["square", "hero"])
     r = api.post("/api/images/variations", json=body)
     assert r.status_code == 202, r.text
     done = wait_for(api, r.json()["id"])

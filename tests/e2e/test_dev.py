@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 
 from imagegen.devstack import free_port
+from tests.builders import create_body, generation_body
 from tests.conftest import ARTIFACTS
 from tests.waiting import until
 
@@ -56,13 +57,16 @@ class Dev:
         return "\n".join(self.lines)
 
     def wait_for(self, pattern: str, timeout: float = 240.0) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if found := re.search(pattern, self.output):
-                return found
-            assert self.process.poll() is None, f"imagegen dev exited with {self.process.returncode}:\n{self.output}"
-            time.sleep(0.2)
-        raise AssertionError(f"imagegen dev never said {pattern!r}:\n{self.output[-4000:]}")
+        def so_far() -> str:  # its output, while it runs or once it has said so
+            out = self.output
+            alive = re.search(pattern, out) or self.process.poll() is None
+            assert alive, f"imagegen dev exited with {self.process.returncode}:\n{out}"
+            return out
+
+        said = until(so_far, f"imagegen dev saying {pattern!r}", timeout, 0.2, done=lambda out: re.search(pattern, out))
+        found = re.search(pattern, said)
+        assert found  # what `done` saw
+        return found
 
     def stop(self) -> int:
         if self.process.poll() is None:
@@ -113,8 +117,7 @@ def test_dev_is_found_by_the_cli_restarts_a_killed_worker_and_keeps_its_history(
         killed = time.monotonic()
         first.wait_for(rf"the worker \(pid {worker}\) was killed by signal 9", 30)
         first.wait_for(r"the worker is running again \(pid \d+\)", 60)
-        generation = {"prompt": "a kite on a beach", "seed": 9, "model": "tiny", "inferenceSteps": 2}
-        body = {"name": "after-the-kill", "families": ["square"], "generation": generation}
+        body = create_body("after-the-kill", generation_body("a kite on a beach", 9))
         assert httpx.post(f"{api}/api/images/variations", json=body, timeout=30).status_code == 202
         assert variation(api, "after-the-kill")["status"] == "completed"
         recovered = time.monotonic() - killed

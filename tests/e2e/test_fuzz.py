@@ -36,6 +36,7 @@ from imagegen.devstack import DevStack, free_port
 from imagegen.services import Services
 from streams import codec, operational, topics
 from streams import messages as m
+from tests.builders import generation
 from tests.conftest import ARTIFACTS
 from tests.integration.kafka import produce
 from tests.waiting import until
@@ -45,7 +46,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 # An open stream never ends: tests/e2e/test_live.py tells its story.
 UNFUZZED = ("GET /api/images/variations/{id}/live",)
 NOW = datetime.now(UTC)
-GEN = m.Generation(prompt="a lighthouse at dawn", seed=7, model="tiny", steps=2, guidance=4.0)
+GEN = generation("a lighthouse at dawn", 7)
 SET, FIRST, SECOND = "fuzz-set", "fuzz-set-v1", "fuzz-set-v2"
 CREATED = m.derive_id("fuzz", FIRST)  # the command that made FIRST
 

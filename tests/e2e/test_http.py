@@ -20,6 +20,7 @@ from inference.cutting import read_metadata
 from streams import contract, topics
 from streams.families import load
 from tests.integration.kafka import read_until
+from tests.waiting import until
 from tests.waiting import variation as wait_for
 
 EXAMPLE = {
@@ -204,10 +205,10 @@ def test_unknown_things_are_404(api):
 
 
 def test_models_and_ml_health_come_from_the_workers_heartbeats(api, example):
-    deadline = time.monotonic() + 30
-    while (health := api.get("/api/images/health/ml").json())["status"] != "ok" and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert health["status"] == "ok"
+    def ml_health() -> dict:
+        return api.get("/api/images/health/ml").json()
+
+    health = until(ml_health, "ML health ok", 30, every=0.2, done=lambda h: h["status"] == "ok")
     for name in ("square", "landscape", "portrait", "hero", "facebook-og"):
         family = health["families"][name]
         assert family["served"] and family["liveWorkers"] == 1 and family["secondsSinceSeen"] < 15
@@ -246,11 +247,13 @@ def test_two_creates_racing_for_one_name_one_wins_and_the_other_learns_why(api):
             outcomes.append("rejected")
             continue
         link = answer.json()["links"]["command"]
-        for _ in range(100):
-            status = api.get(link).json()
-            if status["status"] != "pending":
-                break
-            time.sleep(0.1)
+        status = until(
+            lambda link=link: api.get(link).json(),
+            f"{link} decided",
+            30,
+            every=0.1,
+            done=lambda s: s["status"] != "pending",
+        )
         outcomes.append(status["status"])
         if status["status"] == "rejected":
             assert "already taken" in status["reason"]

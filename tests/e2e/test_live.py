@@ -14,7 +14,9 @@ from httpx_sse import ServerSentEvent, aconnect_sse
 
 from streams import messages as m
 from streams import topics
+from tests.builders import create_body, generation_body
 from tests.e2e.test_retry import queue
+from tests.waiting import until_async
 
 Until = Callable[[list[ServerSentEvent]], bool]
 
@@ -41,14 +43,13 @@ class Follower:
         return self.events
 
     async def until(self, seen: Until, timeout: float = 120.0) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not seen(self.events):
-            if self._task.done():
+        async def streamed() -> list[ServerSentEvent]:
+            if self._task.done() and not seen(self.events):
                 self._task.result()  # the stream's own error, if any
                 raise AssertionError(f"the stream ended first: {[e.event for e in self.events]}")
-            assert loop.time() < deadline, [e.event for e in self.events]
-            await asyncio.sleep(0.05)
+            return self.events
+
+        await until_async(streamed, "the events awaited", timeout, every=0.05, done=seen)
 
 
 def of(events: list[ServerSentEvent], kind: str) -> list[dict]:
@@ -72,10 +73,8 @@ async def test_a_followed_variation_streams_each_family_s_steps_in_order(client:
     vid = str(m.variation_id(name))
     follower = Follower(client, vid, concluded)  # listening before the variation exists
     await asyncio.wait_for(follower.connected.wait(), 30)
-    generation = {"prompt": "paper lanterns over a river", "seed": 4, "model": "tiny", "inferenceSteps": 6}
-    r = await client.post(
-        "/api/images/variations", json={"name": name, "families": ["square", "hero"], "generation": generation}
-    )
+    generation = generation_body("paper lanterns over a river", 4, steps=6)
+    r = await client.post("/api/images/variations", json=create_body(name, generation, families=["square", "hero"]))
     assert r.status_code == 202, r.text
     events = await follower.wait()
     kinds = [e.event for e in events]
@@ -86,11 +85,12 @@ async def test_a_followed_variation_streams_each_family_s_steps_in_order(client:
         assert steps == [1, 2, 3, 4, 5, 6], (family, steps)
         mine = [i for i, e in enumerate(events) if json.loads(e.data).get("family") == family]
         assert events[mine[0]].event == "FamilyStarted" and events[mine[-1]].event == "FamilyCompleted"
+
     # a stream opened once the read model has caught up starts with its view
-    for _ in range(300):
-        if (await client.get(f"/api/images/variations/{vid}")).json()["status"] == "completed":
-            break
-        await asyncio.sleep(0.1)
+    async def view() -> dict:
+        return (await client.get(f"/api/images/variations/{vid}")).json()
+
+    await until_async(view, f"{name} completed", 60, done=lambda v: v["status"] == "completed")
     late = Follower(client, vid, lambda es: len(es) >= 1)
     (snapshot,) = of(await late.wait(), "snapshot")
     assert snapshot["status"] == "completed" and {f["name"] for f in snapshot["families"]} == {"square", "hero"}
@@ -107,10 +107,8 @@ async def test_a_cancelled_variation_stops_mid_drawing_and_skips_the_job_not_sta
     await asyncio.to_thread(queue, services, "pause", "square")  # the square's job waits, not started
     try:
         await asyncio.to_thread(services.wait_for_log, "worker", f"{topics.family('square')}: held: paused", 30)
-        generation = {"prompt": "a comet over snow", "seed": 5, "model": "tiny", "inferenceSteps": steps}
-        r = await client.post(
-            "/api/images/variations", json={"name": name, "families": ["hero", "square"], "generation": generation}
-        )
+        generation = generation_body("a comet over snow", 5, steps=steps)
+        r = await client.post("/api/images/variations", json=create_body(name, generation, families=["hero", "square"]))
         assert r.status_code == 202, r.text
         await follower.until(lambda es: any(p["step"] >= 3 for p in of(es, "FamilyProgress")))
         r = await client.post(f"/api/images/variations/{vid}/cancel")
@@ -130,12 +128,13 @@ async def test_a_cancelled_variation_stops_mid_drawing_and_skips_the_job_not_sta
     async def view() -> dict:
         return (await client.get(f"/api/images/variations/{vid}")).json()
 
-    for _ in range(600):
-        found = await view()
+    def let_go(found: dict) -> bool:
         families = {f["name"]: f for f in found["families"]}
-        if families["square"]["error"] == "cancelled before drawing" and families["hero"]["error"].startswith("stop"):
-            break
-        await asyncio.sleep(0.1)
+        square, hero = families["square"]["error"], families["hero"]["error"]
+        return square == "cancelled before drawing" and hero.startswith("stop")
+
+    found = await until_async(view, "both families let go", 120, done=let_go)
+    families = {f["name"]: f for f in found["families"]}
     assert found["status"] == "cancelled", found
     assert families["hero"]["status"] == families["square"]["status"] == "cancelled"
     assert families["hero"]["error"] == f"stopped at step {hero['at_step']} of {steps}"

@@ -6,6 +6,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.families import load
+from tests.builders import create_body, generation_body
 from tests.e2e.test_http import wait_for
 from tests.waiting import until_async
 
@@ -21,11 +22,7 @@ def samples(api: httpx.Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], 
 
 
 def test_metrics_count_variations_families_drawing_time_workers_and_waiting_jobs(api: httpx.Client) -> None:
-    body = {
-        "name": "metrics-lighthouse",
-        "families": ["square"],
-        "generation": {"prompt": "a lighthouse", "seed": 2, "model": "tiny", "inferenceSteps": 2},
-    }
+    body = create_body("metrics-lighthouse", generation_body("a lighthouse", 2))
     r = api.post("/api/images/variations", json=body)
     assert r.status_code == 202, r.text
     wait_for(api, r.json()["id"])

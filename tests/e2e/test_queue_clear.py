@@ -12,6 +12,7 @@ import httpx
 
 from streams import codec, topics
 from streams import messages as m
+from tests.builders import create_body, family_failed, generation_body
 from tests.e2e.test_http import wait_for
 from tests.integration.kafka import produce, read_until
 
@@ -33,30 +34,19 @@ def rows(listing: str, variation: str) -> list[list[str]]:
 
 
 async def test_clearing_waiting_and_failed_jobs_posts_commands_that_say_so(api: httpx.Client, services, stack) -> None:
-    generation = {"prompt": "a harbour crane at night", "seed": 3, "model": "tiny", "inferenceSteps": 2}
+    generation = generation_body("a harbour crane at night", 3)
     queue(services, "pause", "portrait")
     try:
         services.wait_for_log("worker", f"{topics.family('portrait')}: held: paused", 30)
         for name in ("clear-waits-1", "clear-waits-2", "clear-fails"):
-            body = {"name": name, "families": ["portrait"], "generation": generation}
+            body = create_body(name, generation, families=["portrait"])
             assert api.post("/api/images/variations", json=body).status_code == 202
         for name in ("clear-waits-1", "clear-waits-2", "clear-fails"):
             wait_for(api, str(m.variation_id(name)), lambda v: bool(v["families"]))
         # one of them fails, as a crashed drawing would report it
         vid = m.variation_id("clear-fails")
         job = m.derive_id(vid, 1, "portrait", 1)
-        failure = m.FamilyFailed(
-            event_id=m.derive_id(job, "failed"),
-            variation_id=vid,
-            occurred_at=m.utcnow(),
-            job_id=job,
-            family="portrait",
-            round=1,
-            attempt=1,
-            error_kind="GenerationError",
-            message="the drawing crashed",
-            retryable=True,
-        )
+        failure = family_failed(vid, "portrait", job_id=job)
         await produce(stack.bootstrap_servers, topics.EVENTS, failure.key, codec.encode(failure))
         assert wait_for(api, str(vid))["status"] == "failed"
 

@@ -16,17 +16,15 @@ import psycopg
 
 from projections.projector import Projector
 from projections.rebuild import rebuild
+from tests.builders import create_body, generation_body
 from tests.waiting import until_async
 
-BODY = {
-    "families": ["facebook-og"],
-    "generation": {"prompt": "a red kite over dunes", "seed": 5, "model": "tiny", "inferenceSteps": 2},
-}
+GENERATION = generation_body("a red kite over dunes", 5)
 DONE = ("completed", "partial", "failed", "cancelled")
 
 
 async def created(api: httpx.AsyncClient, name: str) -> dict:
-    r = await api.post("/api/images/variations", json={**BODY, "name": name})
+    r = await api.post("/api/images/variations", json=create_body(name, GENERATION, families=["facebook-og"]))
     assert r.status_code == 202, r.text
 
     async def shown() -> dict | None:
@@ -103,10 +101,12 @@ async def test_a_rebuild_while_the_api_is_read_fails_no_request_and_equals_a_cle
         task = asyncio.create_task(projector.run(stop))
         await projector.ready.wait()
         live = await tables(stack.database_url)
-        for _ in range(300):
-            if await _positions_equal(stack.database_url, clean_url):
-                break
-            await asyncio.sleep(0.1)
+        await until_async(
+            lambda: _positions_equal(stack.database_url, clean_url),
+            "the clean build caught up with the live one",
+            60,
+            done=lambda equal: equal or task.done(),  # a projector that failed says why below
+        )
         stop.set()
         await task
         assert await tables(clean_url) == live

@@ -13,6 +13,7 @@ import httpx
 
 from streams import codec, topics
 from streams import messages as m
+from tests.builders import create_body, family_failed, generation_body
 from tests.e2e.test_http import wait_for
 from tests.integration.kafka import produce, read_until
 
@@ -39,22 +40,10 @@ async def left_partial(api: httpx.Client, services, stack, name: str, prompt: st
     queue(services, "pause", "portrait")
     try:
         services.wait_for_log("worker", f"{topics.family('portrait')}: held: paused", 30)
-        generation = {"prompt": prompt, "seed": 9, "model": "tiny", "inferenceSteps": 2}
-        body = {"name": name, "families": ["square", "portrait"], "generation": generation}
+        body = create_body(name, generation_body(prompt, 9), families=["square", "portrait"])
         assert api.post("/api/images/variations", json=body).status_code == 202
         wait_for(api, str(vid), lambda v: any(f["status"] == "completed" for f in v["families"]))
-        failure = m.FamilyFailed(
-            event_id=m.derive_id(portrait_job, "failed"),
-            variation_id=vid,
-            occurred_at=m.utcnow(),
-            job_id=portrait_job,
-            family="portrait",
-            round=1,
-            attempt=1,
-            error_kind="GenerationError",
-            message="the drawing crashed",
-            retryable=True,
-        )
+        failure = family_failed(vid, "portrait", job_id=portrait_job)
         await produce(stack.bootstrap_servers, topics.EVENTS, failure.key, codec.encode(failure))
         partial = wait_for(api, str(vid))
         assert partial["status"] == "partial", partial

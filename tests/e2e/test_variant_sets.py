@@ -8,6 +8,7 @@ import httpx
 import numpy as np
 import pyvips
 
+from tests.builders import create_body, generation_body
 from tests.waiting import until
 
 SET = "ab-kayaks"
@@ -32,8 +33,7 @@ def difference(a: bytes, b: bytes) -> float:
 
 
 def test_a_variant_set_of_four_has_four_seeds_and_images_and_is_regenerated_whole(api: httpx.Client) -> None:
-    generation = {"prompt": "kayaks on a green lake", "seed": 500, "model": "tiny", "inferenceSteps": 2}
-    body = {"name": SET, "families": ["square"], "generation": generation, "variants": 4}
+    body = create_body(SET, generation_body("kayaks on a green lake", 500), variants=4)
     r = api.post("/api/images/variations", json=body)
     assert r.status_code == 202, r.text
     assert r.headers["location"] == f"/api/images/sets/{SET}"
@@ -61,16 +61,16 @@ def test_a_variant_set_of_four_has_four_seeds_and_images_and_is_regenerated_whol
 
 
 def test_a_set_that_cannot_be_made_is_refused_naming_the_field(api: httpx.Client) -> None:
-    generation = {"prompt": "kayaks", "seed": 1, "model": "tiny"}
+    generation = generation_body("kayaks", 1, steps=None)
     for variants in (0, 17, "two"):
         r = api.post(
             "/api/images/variations",
-            json={"name": "ab-bad", "families": ["square"], "generation": generation, "variants": variants},
+            json=create_body("ab-bad", generation, variants=variants),
         )
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "variants", r.text
     r = api.post(
         "/api/images/variations",
-        json={"name": "ab-bad", "families": ["square"], "variants": 2, "generation": {**generation, "seed": 2**32 - 1}},
+        json=create_body("ab-bad", {**generation, "seed": 2**32 - 1}, variants=2),
     )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "variants", r.text
     assert "generation.seed + variants" in r.json()["message"]

@@ -13,18 +13,16 @@ import pytest
 from imagegen.config import Settings
 from streams import codec, topics
 from streams import messages as m
+from tests.builders import create_body, generation_body
 from tests.integration.kafka import produce, read_until
 from tests.waiting import variation as wait_for
 from tests.webhook_receiver import Receiver
 
 SECRET = "e2e-webhook-secret-0123456789"
 NAME = "webhook-story"
-VARIATION = {
-    "name": NAME,
-    "category": "webhooks",
-    "families": ["facebook-og"],
-    "generation": {"prompt": "a lighthouse at dawn", "seed": 11, "model": "tiny", "inferenceSteps": 2},
-}
+VARIATION = create_body(
+    NAME, generation_body("a lighthouse at dawn", 11), families=["facebook-og"], category="webhooks"
+)
 DONE = ("completed", "partial", "failed", "cancelled")
 
 

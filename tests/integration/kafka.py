@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable
 
 from aiokafka import ConsumerRecord
@@ -12,6 +11,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from streams import clients
+from tests.waiting import until_async
 
 _MADE: set[tuple[str, str]] = set()  # (servers, topic) known to exist: one admin round trip per topic
 
@@ -49,6 +49,13 @@ async def produce(servers: str, topic: str, key: bytes | None, *values: bytes, t
         await producer.stop()
 
 
+class _Read(list[ConsumerRecord]):
+    """The records read so far: a wait that fails says how many, not all of them."""
+
+    def __repr__(self) -> str:
+        return f"{len(self)} records"
+
+
 async def read_until(
     servers: str,
     topic: str,
@@ -63,14 +70,13 @@ async def read_until(
         parts = await clients.partitions(consumer, topic)
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
-        seen: list[ConsumerRecord] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        seen = _Read()
+
+        async def read() -> list[ConsumerRecord]:
             for records in (await consumer.getmany(timeout_ms=200)).values():
-                seen += [r for r in records if keep(r)]
-            if done(seen):
-                return seen
-            await asyncio.sleep(0)
-        raise AssertionError(f"{topic}: condition not met in {timeout} s; saw {len(seen)} records")
+                seen.extend(r for r in records if keep(r))
+            return seen
+
+        return list(await until_async(read, f"{topic}: the records awaited", timeout, every=0, done=done))
     finally:
         await consumer.stop()

@@ -20,6 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from imagegen.devstack import DevStack, free_port
 from imagegen.services import Services
 from streams import codec, topics
+from tests.builders import create_body, generation_body
 from tests.conftest import ARTIFACTS
 from tests.integration.kafka import read_until
 from tests.integration.test_projector import project, rows
@@ -62,23 +63,16 @@ async def leaders(servers: str, topic: str) -> dict[int, int]:
 async def post(client: httpx.AsyncClient, name: str, tries: dict[str, int]) -> uuid.UUID:
     """POST until answered 202, as a client does: a 503 (the broker did not confirm in time) may be
     repeated safely, the create's id coming from its content."""
-    body = {
-        "name": name,
-        "families": ["square"],
-        "generation": {"prompt": "a harbour at dusk", "seed": 3, "model": "tiny", "inferenceSteps": 1},
-    }
-    deadline = time.monotonic() + 60
-    while True:
+    body = create_body(name, generation_body("a harbour at dusk", 3, steps=1))
+
+    async def posted() -> httpx.Response | None:
         tries[name] = tries.get(name, 0) + 1
-        try:
-            r = await client.post("/api/images/variations", json=body)
-        except httpx.TimeoutException:
-            r = None
-        if r is not None and r.status_code == 202:
-            return uuid.UUID(r.json()["id"])
-        assert r is None or r.status_code == 503, r.text
-        assert time.monotonic() < deadline, f"{name} never accepted"
-        await asyncio.sleep(0.5)
+        r = await client.post("/api/images/variations", json=body)
+        assert r.status_code in (202, 503), r.text
+        return r if r.status_code == 202 else None
+
+    r = await until_async(posted, f"{name} accepted", 60, every=0.5, ignoring=(httpx.TimeoutException,))
+    return uuid.UUID(r.json()["id"])
 
 
 async def completed(database_url: str) -> set[uuid.UUID]:

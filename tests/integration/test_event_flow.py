@@ -11,27 +11,26 @@ import pytest
 
 from streams import codec, topics
 from streams import messages as m
+from tests.builders import create_variation, generate_family, generation
 from tests.integration.kafka import produce, read_until
 
-GEN = m.Generation(prompt="a red bicycle by a canal", seed=7, model="tiny", steps=2, guidance=4.0)
+GEN = generation("a red bicycle by a canal", 7)
 
 
 def create(name: str, gen: m.Generation = GEN, families: tuple[str, ...] = ("square", "portrait")) -> m.CreateVariation:
-    return m.CreateVariation(
-        command_id=uuid.uuid4(), variation_id=m.variation_id(name), name=name, families=families, generation=gen
-    )
+    return create_variation(name, families=families, generation=gen)
 
 
 def job_for(command: m.CreateVariation, round_: int, **extra) -> m.GenerateFamily:
     """The work the aggregate sends for the command's only family, as a producer would post it."""
     (family,) = command.families
-    return m.GenerateFamily(
+    return generate_family(
+        command.name,
+        family,
+        GEN,
         job_id=m.derive_id(command.variation_id, round_, family, 1),
         variation_id=command.variation_id,
-        name=command.name,
-        family=family,
         round=round_,
-        generation=GEN,
         **extra,
     )
 
@@ -165,25 +164,16 @@ async def test_a_job_drawn_with_other_weights_than_last_round_says_so(services, 
 
 async def test_jobs_waiting_together_are_drawn_together(services, stack):
     # the hero agent is busy with a long job while three more of its family arrive and wait
-    blocker = m.GenerateFamily(
-        job_id=uuid.uuid4(),
-        variation_id=m.variation_id("batch-blocker"),
-        name="batch-blocker",
-        family="hero",
-        round=1,
-        generation=GEN.model_copy(update={"steps": 40}),
-    )
+    blocker = generate_family("batch-blocker", "hero", GEN.model_copy(update={"steps": 40}))
     await produce(stack.bootstrap_servers, topics.family("hero"), blocker.key, codec.encode(blocker))
     # the three share one key, so their order is observable in one partition
     vid = m.variation_id("batch-me")
     waiting = [
-        m.GenerateFamily(
-            job_id=uuid.uuid4(),
+        generate_family(
+            f"batch-me-{i}",
+            "hero",
+            GEN.model_copy(update={"seed": 100 + i, "prompt": f"a harbour, take {i}"}),
             variation_id=vid,
-            name=f"batch-me-{i}",
-            family="hero",
-            round=1,
-            generation=GEN.model_copy(update={"seed": 100 + i, "prompt": f"a harbour, take {i}"}),
         )
         for i in range(3)
     ]

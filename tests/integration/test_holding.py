@@ -17,11 +17,12 @@ from imagegen.devstack import DevStack
 from imagegen.services import Services
 from streams import clients, codec, topics
 from streams import messages as m
+from tests.builders import generate_family, generation
 from tests.conftest import ARTIFACTS
 from tests.integration.kafka import produce, read_until
 
 FAMILY = "hero"
-GEN = m.Generation(prompt="a lantern on a jetty", seed=5, model="tiny", steps=2, guidance=4.0)
+GEN = generation("a lantern on a jetty", 5)
 
 
 @pytest.fixture(scope="module")
@@ -65,16 +66,7 @@ def queue(services: Services, *args: str) -> str:
 
 
 def job(name: str, priority: m.Priority) -> m.GenerateFamily:
-    vid = m.variation_id(name)
-    return m.GenerateFamily(
-        job_id=m.derive_id(vid, 1, FAMILY, 1),
-        variation_id=vid,
-        name=name,
-        family=FAMILY,
-        round=1,
-        generation=GEN,
-        priority=priority,
-    )
+    return generate_family(name, FAMILY, GEN, job_id=m.derive_id(m.variation_id(name), 1, FAMILY, 1), priority=priority)
 
 
 async def post(servers: str, *jobs: m.GenerateFamily) -> None:

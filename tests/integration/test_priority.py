@@ -8,24 +8,16 @@ from datetime import datetime
 
 from streams import codec, topics
 from streams import messages as m
+from tests.builders import generate_family, generation
 from tests.integration.kafka import produce, read_until
 
 # slow enough that the backlog outlasts a fetch of the priority topic
-GEN = m.Generation(prompt="a quiet harbour at dusk", seed=11, model="tiny", steps=40, guidance=5.0)
+GEN = generation("a quiet harbour at dusk", 11, steps=40, guidance=5.0)
 FAMILY = "hero"
 
 
 def job(name: str, priority: m.Priority) -> m.GenerateFamily:
-    vid = m.variation_id(name)
-    return m.GenerateFamily(
-        job_id=m.derive_id(vid, 1, FAMILY, 1),
-        variation_id=vid,
-        name=name,
-        family=FAMILY,
-        round=1,
-        generation=GEN,
-        priority=priority,
-    )
+    return generate_family(name, FAMILY, GEN, job_id=m.derive_id(m.variation_id(name), 1, FAMILY, 1), priority=priority)
 
 
 async def test_a_dx_job_overtakes_a_backlog_of_normal_jobs(services, stack):

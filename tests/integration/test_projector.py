@@ -14,10 +14,12 @@ import pytest
 from projections.projector import Projector
 from streams import codec, families, topics
 from streams import messages as m
+from tests.builders import generation
 from tests.integration.kafka import produce, read_until
+from tests.waiting import until_async
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-GEN = m.Generation(prompt="a lighthouse at dawn", seed=3, model="tiny", steps=2, guidance=4.0)
+GEN = generation("a lighthouse at dawn", 3)
 
 
 def history(name: str) -> list[m.Event]:
@@ -81,14 +83,19 @@ async def database(stack):
 
 
 async def project(stack, database: str, topic: str, until: int) -> Projector:
-    """Run a projector until it has applied `until` events in total (or a second passes)."""
+    """Run a projector until it has applied `until` events in total (with none to apply: for 10 s, in
+    which it could have applied some)."""
     projector = Projector(stack.bootstrap_servers, database, topic)
     stop = asyncio.Event()
     task = asyncio.create_task(projector.run(stop))
-    for _ in range(200):
-        if projector.applied >= until and until:
-            break
-        await asyncio.sleep(0.05)
+    if until:
+
+        async def applied() -> int:
+            return projector.applied
+
+        await until_async(applied, f"{until} events applied", 60, every=0.05, done=lambda n: n >= until or task.done())
+    else:
+        await asyncio.sleep(10)
     await asyncio.sleep(0.3)
     stop.set()
     await task

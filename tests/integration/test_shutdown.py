@@ -17,6 +17,7 @@ from imagegen.devstack import DevStack
 from imagegen.services import Services
 from streams import codec, topics
 from streams import messages as m
+from tests.builders import generate_family, generation
 from tests.conftest import ARTIFACTS
 from tests.integration.kafka import produce, read_until
 
@@ -47,16 +48,8 @@ def worker(stack: DevStack, run: str, **env: str) -> Services:
 
 
 def job(name: str, steps: int) -> m.GenerateFamily:
-    vid = m.variation_id(name)
-    generation = m.Generation(prompt="a tram in the rain", seed=2, model="tiny", steps=steps, guidance=4.0)
-    return m.GenerateFamily(
-        job_id=m.derive_id(vid, 1, FAMILY, 1),
-        variation_id=vid,
-        name=name,
-        family=FAMILY,
-        round=1,
-        generation=generation,
-    )
+    drawn = generation("a tram in the rain", 2, steps=steps)
+    return generate_family(name, FAMILY, drawn, job_id=m.derive_id(m.variation_id(name), 1, FAMILY, 1))
 
 
 async def drawing(servers: str, j: m.GenerateFamily) -> None:

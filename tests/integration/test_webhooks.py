@@ -17,9 +17,10 @@ from psycopg.conninfo import make_conninfo
 
 from imagegen.config import Settings
 from projections import migrations
-from streams import codec, domain_events, topics
+from streams import codec, domain_events, families, topics
 from streams import messages as m
 from tests.integration.kafka import produce, read_until
+from tests.waiting import until_async
 from tests.webhook_receiver import Receiver
 from webhooks import store
 from webhooks.dispatcher import Dispatcher
@@ -30,6 +31,7 @@ VARIATION = m.variation_id("webhook-integration")
 
 @pytest.fixture(scope="module")
 async def database(stack) -> str:
+    await topics.create_all(stack.bootstrap_servers, families.load(), stack.partitions)  # the dead-letter topic
     async with await psycopg.AsyncConnection.connect(stack.database_url, autocommit=True) as conn:
         await conn.execute("drop database if exists webhooks_it")
         await conn.execute("create database webhooks_it")
@@ -94,14 +96,11 @@ def completed() -> domain_events.ImageVariationCompleted:
     )
 
 
-async def log_of(db, sid: uuid.UUID, done=lambda log: True, timeout: float = 20.0) -> list[dict]:
+async def log_of(db, sid: uuid.UUID, done=lambda log: True, timeout: float = 30.0) -> list[dict]:
     """The subscription's delivery log once `done` says so."""
-    for _ in range(int(timeout / 0.05)):
-        log = await store.deliveries(db, sid, 100)
-        if done(log):
-            return log
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"delivery log not as expected in {timeout} s: {log}")
+    return await until_async(
+        lambda: store.deliveries(db, sid, 100), "the delivery log as expected", timeout, every=0.05, done=done
+    )
 
 
 async def test_a_receiver_that_keeps_failing_gets_every_attempt_further_apart_then_the_delivery_fails(

@@ -5,7 +5,6 @@ exactly one result per family however many times a job was drawn."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -23,8 +22,10 @@ from imagegen.devstack import DevStack
 from imagegen.services import Services
 from streams import codec, topics
 from streams import messages as m
+from tests.builders import create_variation, generation
 from tests.conftest import ARTIFACTS
 from tests.integration.kafka import produce, read_until
+from tests.waiting import until_async
 
 FAMILY = "hero"
 JOBS = 8
@@ -70,13 +71,11 @@ def two_workers() -> Iterator[tuple[DevStack, Services]]:
 
 
 def create(name: str) -> m.CreateVariation:
-    generation = m.Generation(prompt="a ferry in fog", seed=len(name), model="tiny", steps=40, guidance=4.0)
-    return m.CreateVariation(
-        command_id=m.derive_id("fault", name),
-        variation_id=m.variation_id(name),
-        name=name,
+    return create_variation(
+        name,
         families=(FAMILY,),
-        generation=generation,
+        generation=generation("a ferry in fog", len(name), steps=40),
+        command_id=m.derive_id("fault", name),
     )
 
 
@@ -123,13 +122,18 @@ async def kill_one_mid_drawing(stack: DevStack, services: Services, drew_first: 
     services.processes.pop(victim).wait(10)
     if restart:
         start(services, "worker-next")
-    deadline = time.monotonic() + 120  # 8 jobs of 40 steps; generous for a loaded 2-core machine
-    while time.monotonic() < deadline:
+
+    def complete(found: list[tuple]) -> bool:
+        return len(found) == JOBS and all(r[1] == "completed" for r in found)
+
+    async def read_model() -> list[tuple]:
         found = await rows(stack.database_url)
-        if len(found) == JOBS and all(r[1] == "completed" for r in found):
-            break
-        services.check()
-        await asyncio.sleep(0.5)
+        if not complete(found):
+            services.check()
+        return found
+
+    # 8 jobs of 40 steps; generous for a loaded 2-core machine
+    found = await until_async(read_model, f"the {JOBS} variations completed", 120, every=0.5, done=complete)
     took = time.monotonic() - killed_at
     assert [r[:3] for r in found] == [(n, "completed", "completed") for n in sorted(names)], found
     assert all(r[3] == 1 for r in found)  # one row per family

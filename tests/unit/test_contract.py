@@ -14,6 +14,7 @@ import pytest
 
 from streams import codec, contract, domain, domain_events, families, operational
 from streams import messages as m
+from tests.builders import create_variation, generation
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 DOC = json.loads(contract.DOCUMENT.read_text())
@@ -73,13 +74,11 @@ def validate(message: m.Message | domain_events.DomainEvent) -> None:
 
 
 def test_what_a_variation_s_life_sends_fits_the_document() -> None:
-    create = m.CreateVariation(
-        command_id=uuid.uuid4(),
-        variation_id=m.variation_id("spring-sale"),
-        name="spring-sale",
+    create = create_variation(
+        "spring-sale",
         families=("square", "landscape"),
         focal_points={"square": m.FocalPoint(x=0.2, y=0.3)},
-        generation=m.Generation(prompt="flowers", seed=1, model="tiny", steps=2, guidance=5.0),
+        generation=generation("flowers", 1, guidance=5.0),
     )
     state, sent = domain.handle(None, create, NOW)
     jobs = [s for s in sent if isinstance(s, m.GenerateFamily)]
@@ -139,12 +138,8 @@ def test_what_a_variation_s_life_sends_fits_the_document() -> None:
 
 
 def test_what_a_cancellation_and_its_live_status_send_fits_the_document() -> None:
-    create = m.CreateVariation(
-        command_id=uuid.uuid4(),
-        variation_id=m.variation_id("winter-sale"),
-        name="winter-sale",
-        families=("hero",),
-        generation=m.Generation(prompt="snow", seed=1, model="tiny", steps=30, guidance=5.0),
+    create = create_variation(
+        "winter-sale", families=("hero",), generation=generation("snow", 1, steps=30, guidance=5.0)
     )
     state, sent = domain.handle(None, create, NOW)
     (job,) = [s for s in sent if isinstance(s, m.GenerateFamily)]

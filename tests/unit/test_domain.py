@@ -9,19 +9,14 @@ import pytest
 
 from streams import codec, domain, domain_events
 from streams import messages as m
+from tests.builders import create_variation, generation
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-GEN = m.Generation(prompt="sunset over a beach", seed=42, model="tiny", steps=4, guidance=5.0)
+GEN = generation("sunset over a beach", 42, steps=4, guidance=5.0)
 
 
 def create(name="hero-sunset-beach", families=("square", "landscape", "facebook-og"), gen=GEN):
-    return m.CreateVariation(
-        command_id=m.derive_id("create", name, gen.seed),
-        variation_id=m.variation_id(name),
-        name=name,
-        families=families,
-        generation=gen,
-    )
+    return create_variation(name, families=families, generation=gen, command_id=m.derive_id("create", name, gen.seed))
 
 
 def image(name, url):

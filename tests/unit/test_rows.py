@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 from projections.rows import Family, Fold, Variation, evolve
 from streams import messages as m
+from tests.builders import generation
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
-GEN = m.Generation(prompt="a lighthouse at dawn", seed=3, model="tiny", steps=2, guidance=4.0)
+GEN = generation("a lighthouse at dawn", 3)
 NAME = "lighthouse"
 VID = m.variation_id(NAME)
 

@@ -7,22 +7,15 @@ from datetime import UTC, datetime
 
 from streams import domain_events, topics
 from streams import messages as m
+from tests.builders import generate_family, generation
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 VID = m.variation_id("spring-sale")
-GEN = m.Generation(prompt="fresh flowers", seed=7, model="tiny", steps=4, guidance=5.0)
+GEN = generation("fresh flowers", 7, steps=4, guidance=5.0)
 
 
 def job(priority: m.Priority) -> m.GenerateFamily:
-    return m.GenerateFamily(
-        job_id=uuid.uuid4(),
-        variation_id=VID,
-        name="spring-sale",
-        family="hero",
-        round=1,
-        generation=GEN,
-        priority=priority,
-    )
+    return generate_family("spring-sale", "hero", GEN, variation_id=VID, priority=priority)
 
 
 def test_a_job_goes_to_its_family_s_topic_and_a_dx_job_to_its_priority_twin() -> None:
