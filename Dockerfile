@@ -10,6 +10,7 @@ COPY api api
 COPY projections projections
 COPY inference inference
 COPY webhooks webhooks
+COPY storage storage
 RUN pip install --no-cache-dir . && pip install --no-cache-dir --no-deps faust-streaming==0.15.3
 EXPOSE 8015
 CMD ["imagegen", "api"]

@@ -22,7 +22,7 @@ from api.problems import RETRY_LATER, Problem, problem
 from api.schemas import Checked
 from imagegen.config import Settings
 from imagegen.config import settings as default_settings
-from imagegen.storage import StorageUnavailable, open_storage
+from storage import StorageUnavailable, open_storage
 from streams import clients, contract, families
 from streams.brand import BrandPolicy
 

@@ -1,12 +1,14 @@
-"""An image from storage as an HTTP response. From a folder: ETag, Last-Modified, Cache-Control, Range
-(206, 416) and conditional requests (304). From S3: streamed with S3's own answers to those headers, or
-a redirect to a presigned URL (IMAGE_SERVING). A key outside storage is no image (None: a 404)."""
+"""An image from storage as an HTTP response, whichever the store: a file it holds is sent with ETag,
+Last-Modified, Cache-Control, Range (206, 416) and conditional requests (304) answered here; an object
+is streamed with the store's own answers to those headers, or (IMAGE_SERVING=redirect, where the store
+has URLs of its own) a redirect to a presigned URL. A key outside storage is no image (None: a 404)."""
 
 from __future__ import annotations
 
 import email.utils
 import stat
 from datetime import datetime
+from pathlib import Path
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -15,23 +17,50 @@ from starlette.responses import FileResponse, RedirectResponse, Response, Stream
 from api import endpoint as e
 from api.problems import Problem, text
 from imagegen.config import Settings
-from imagegen.storage import FileStorage, KeyOutsideStorage, S3Storage, Storage
 from projections import views
+from storage import Fetched, KeyOutsideStorage, Storage
 
 CONTENT_TYPES = {"webp": "image/webp", "avif": "image/avif", "jpg": "image/jpeg", "png": "image/png"}
 
 
 async def image_response(request: Request, storage: Storage, key: str, settings: Settings) -> Response | None:
     try:
-        if isinstance(storage, FileStorage):
-            return _from_folder(request, storage, key, settings.image_cache_control)
-        return await _from_s3(request, storage, key, settings)
+        if settings.image_serving == "redirect":
+            expires = settings.image_redirect_expires_s
+            if url := await storage.presigned_url(key, expires, request.method):
+                # Browsers may reuse the redirect, never past the URL's life; shared caches may not.
+                headers = {"Cache-Control": f"private, max-age={expires // 2}"}
+                return RedirectResponse(url, status_code=307, headers=headers)
+        fetched = await _fetch(request, storage, key)
     except KeyOutsideStorage:
         return None
+    if fetched is None:
+        return None
+    if fetched.file is not None:
+        return _from_file(request, fetched.file, settings.image_cache_control)
+    headers = {**fetched.headers, "cache-control": settings.image_cache_control, "accept-ranges": "bytes"}
+    if fetched.body is None:  # HEAD, 304, 416
+        return Response(status_code=fetched.status, headers=headers)
+    return StreamingResponse(fetched.body, status_code=fetched.status, headers=headers)
 
 
-def _from_folder(request: Request, storage: FileStorage, key: str, cache_control: str) -> Response | None:
-    path = storage.path(key)  # symlinks resolved: one leading out of the root raises
+async def _fetch(request: Request, storage: Storage, key: str) -> Fetched | None:
+    h = request.headers
+    # If-Range holds a strong ETag or a date; anything else (a weak ETag, a bad date) matches nothing,
+    # and then the whole image is sent.
+    if_range = h.get("if-range")
+    held = if_range if if_range is None or if_range.startswith('"') else _http_date(if_range)
+    return await storage.fetch(
+        key,
+        head=request.method == "HEAD",
+        range=h.get("range") if held is not None or if_range is None else None,
+        if_range=held,
+        if_none_match=h.get("if-none-match"),
+        if_modified_since=_http_date(h.get("if-modified-since")),
+    )
+
+
+def _from_file(request: Request, path: Path, cache_control: str) -> Response | None:
     try:
         found = path.stat()
     except OSError:
@@ -63,33 +92,6 @@ def _http_date(value: str | None) -> datetime | None:
         return email.utils.parsedate_to_datetime(value) if value else None
     except (TypeError, ValueError):
         return None
-
-
-async def _from_s3(request: Request, storage: S3Storage, key: str, settings: Settings) -> Response | None:
-    if settings.image_serving == "redirect":
-        expires = settings.image_redirect_expires_s
-        url = await storage.presigned_url(key, expires, request.method)
-        # Browsers may reuse the redirect, never past the URL's life; shared caches may not.
-        return RedirectResponse(url, status_code=307, headers={"Cache-Control": f"private, max-age={expires // 2}"})
-    h = request.headers
-    # If-Range holds a strong ETag or a date; anything else (a weak ETag, a bad date) matches nothing,
-    # and then the whole image is sent.
-    if_range = h.get("if-range")
-    held = if_range if if_range is None or if_range.startswith('"') else _http_date(if_range)
-    fetched = await storage.fetch(
-        key,
-        head=request.method == "HEAD",
-        range=h.get("range") if held is not None or if_range is None else None,
-        if_range=held,
-        if_none_match=h.get("if-none-match"),
-        if_modified_since=_http_date(h.get("if-modified-since")),
-    )
-    if fetched is None:
-        return None
-    headers = {**fetched.headers, "cache-control": settings.image_cache_control, "accept-ranges": "bytes"}
-    if fetched.body is None:  # HEAD, 304, 416
-        return Response(status_code=fetched.status, headers=headers)
-    return StreamingResponse(fetched.body, status_code=fetched.status, headers=headers)
 
 
 async def serve_image(request: Request) -> Response:

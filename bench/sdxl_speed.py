@@ -28,9 +28,11 @@ def pipeline(model: str, device: str):
         return sdxl.random_pipeline(device=device, dtype=torch.float16 if device == "cuda" else torch.float32)
     from diffusers import StableDiffusionXLPipeline
 
+    from imagegen.config import Settings
     from inference.tiny import tiny_path
 
-    return StableDiffusionXLPipeline.from_pretrained(tiny_path(), dtype=torch.float32, local_files_only=True)
+    path = tiny_path(Settings().model_cache_dir)
+    return StableDiffusionXLPipeline.from_pretrained(path, dtype=torch.float32, local_files_only=True)
 
 
 def timed(pipe, batch: int, size: int, steps: int, runs: int, device: str) -> float:

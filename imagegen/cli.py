@@ -8,8 +8,6 @@ import logging
 import os
 import signal
 import sys
-import time
-from pathlib import Path
 from typing import NoReturn
 
 import httpx
@@ -17,23 +15,17 @@ import psycopg
 import psycopg.conninfo
 from aiokafka.errors import KafkaConnectionError
 
-from imagegen import endpoints, logs, queue
-from imagegen.config import family_table, settings
-from streams.families import FamilyTableError
+from imagegen import dev, endpoints, generate, queue
+from imagegen.config import settings
+from streams import logs
+from streams.families import FamilyTable, FamilyTableError
+from streams.families import load as load_families
+from streams.peak import BadPeakHours, PeakHours
 
-SAMPLE = {
-    "name": "hero-sunset-beach",
-    "category": "travel",
-    "families": ["square", "landscape", "facebook-og"],
-    "generation": {
-        "prompt": "A golden sunset over a quiet beach, palm trees, warm light, wide angle",
-        "negativePrompt": "text, watermark, blurry",
-        "seed": 42,
-        "inferenceSteps": 4,
-        "guidanceScale": 5.0,
-    },
-    "isDxJob": False,
-}
+
+def family_table() -> FamilyTable:
+    """The family table in force: the default one with the operator's FAMILIES_FILE applied."""
+    return load_families(override=settings().families_file)
 
 
 def _families() -> tuple[str, ...]:
@@ -94,7 +86,8 @@ def cmd_keys_new(args: argparse.Namespace) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
-    from streams.app import StoppingWorker, create_app
+    from streams.app import create_app
+    from streams.stopping import StoppingWorker
 
     s = settings()  # TORCH_THREADS is applied where pipelines load (inference.models.Pipelines)
     app = create_app(s, family_table(), _families())
@@ -168,98 +161,6 @@ def cmd_webhooks(args: argparse.Namespace) -> None:
     asyncio.run(main())
 
 
-def submit(api_url: str, body: dict[str, object], timeout: float = 300.0) -> dict[str, object]:
-    """POST a variation and wait until it is complete, partial or failed."""
-    response = httpx.post(f"{api_url}/api/images/variations", json=body, timeout=30)
-    if response.status_code != 202:
-        raise SystemExit(f"refused ({response.status_code}): {response.text}")
-    vid = response.json()["id"]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = httpx.get(f"{api_url}/api/images/variations/{vid}", timeout=10)
-        if found.status_code == 200 and found.json()["status"] in ("completed", "partial", "failed", "cancelled"):
-            return found.json()  # type: ignore[no-any-return]
-        time.sleep(0.2)
-    raise SystemExit(f"variation {vid} did not finish in {timeout} s")
-
-
-def print_variation(variation: dict[str, object]) -> None:
-    print(f"\n{variation['name']} ({variation['id']}): {variation['status']}")
-    for family in variation["families"]:  # type: ignore[attr-defined]
-        print(f"  {family['name']:<12} {family['status']:<10} {family['publicUrl']}")
-        for d in family["derivatives"]:
-            print(f"    {d['name']:<20} {d['width']}x{d['height']:<6} {d['url']}")
-
-
-def cmd_generate(args: argparse.Namespace) -> None:
-    from imagegen.follow import follow
-
-    body = dict(SAMPLE)
-    body.update(name=args.name, families=args.families.split(","), category=args.category, isDxJob=args.dx)
-    generation = {"prompt": args.prompt, "negativePrompt": args.negative_prompt, "model": args.model}
-    for field, value in (("seed", args.seed), ("inferenceSteps", args.steps), ("guidanceScale", args.guidance)):
-        if value is not None:
-            generation[field] = value
-    body["generation"] = generation
-    print_variation(follow(args.api, body) if args.follow else submit(args.api, body))
-
-
-def cmd_dev(args: argparse.Namespace) -> None:
-    import threading
-
-    from imagegen import endpoints
-    from imagegen.devstack import DevStack
-    from imagegen.services import ServiceError, Services
-    from projections.rebuild import forget, past_the_log
-
-    root = Path(args.data).resolve()
-    if running := endpoints.read(root):
-        sys.exit(f"imagegen: a dev stack is already running from {root} (its api: {running['PUBLIC_BASE_URL']})")
-    # SIGTERM, like Ctrl-C, unwinds through `finally`: the services and the stack are stopped by pid.
-    # SIGINT too when started in the background, where the shell had it ignored.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    # The broker's log, the database and the images live under root and outlive this run.
-    # Kafka's usual ports when they are free, so clients configured for a local broker find it.
-    stack = DevStack(root, partitions=settings().topic_partitions, fresh=args.fresh, kafka_ports=(9092, 9093)).start()
-    env = {**stack.env(), "PUBLIC_BASE_URL": f"http://127.0.0.1:{args.port}", "API_PORT": str(args.port)}
-    services = Services(env, root / "logs", api_port=args.port)
-    stopping = threading.Event()
-    try:
-        services.make_topics()
-        ahead = asyncio.run(past_the_log(stack.bootstrap_servers, stack.database_url))
-        if ahead:  # its log was lost: serving that read model would show what the log no longer holds
-            print(f"the read model is past the log ({ahead}: position, end): rebuilding it from the log")
-            asyncio.run(forget(stack.database_url))  # the projector replays the log from its start
-        services.start(make_topics=False)
-        endpoints.write(root, env)
-        print(f"imagegen is up: {services.api_url}/api/images/variations")
-        print(f"  gallery {services.api_url}/gallery/")
-        print(f"  broker {stack.bootstrap_servers} (Apache Kafka), database {stack.database_url}")
-        print(f"  images under {stack.storage_path}, logs under {root / 'logs'}")
-        print(f"  endpoints in {root / endpoints.FILE} (other imagegen commands read them)")
-        if args.sample:
-            began = time.monotonic()
-            variation = submit(services.api_url, SAMPLE)
-            print_variation(variation)
-            print(f"\nsample variation {variation['status']} in {time.monotonic() - began:.1f} s")
-            print(f"  details: {services.api_url}/api/images/variations/name/{SAMPLE['name']}")
-        if args.exit:
-            return
-        print("\nserving until interrupted (Ctrl-C)")
-        services.supervise(stopping)
-    except ServiceError as exc:
-        print(f"imagegen: {exc}; stopping the stack", file=sys.stderr)
-        raise SystemExit(1) from None
-    except KeyboardInterrupt:
-        print("\nstopping")
-    finally:
-        stopping.set()
-        endpoints.remove(root)
-        services.stop()
-        stack.stop()
-
-
 SERVICES = ("api", "worker", "projector", "webhooks", "dev")
 
 
@@ -289,29 +190,6 @@ def main(argv: list[str] | None = None) -> None:
     asyncapi = sub.add_parser("asyncapi", help="print the AsyncAPI 3 document of every topic")
     asyncapi.add_argument("--write", action="store_true", help="refresh docs/asyncapi.json (default family table)")
     asyncapi.set_defaults(func=cmd_asyncapi)
-    dev = sub.add_parser("dev", help="run the whole stack on this machine (Apache Kafka, private Postgres)")
-    dev.add_argument(
-        "--data", default=str(endpoints.data_folder()), help="folder of the log, database, images and logs"
-    )
-    dev.add_argument("--fresh", action="store_true", help="forget what earlier runs kept there: start clean")
-    dev.add_argument("--port", type=int, default=settings().api_port)
-    dev.add_argument("--sample", action="store_true", help="submit a sample variation and print its URLs")
-    dev.add_argument("--exit", action="store_true", help="stop once the sample is done")
-    dev.set_defaults(func=cmd_dev)
-    gen = sub.add_parser("generate", help="submit a variation and wait for its images")
-    gen.add_argument("name")
-    gen.add_argument("--prompt", required=True)
-    gen.add_argument("--negative-prompt", default="")
-    gen.add_argument("--families", default="square,landscape,portrait,hero,facebook-og")
-    gen.add_argument("--category", default="")
-    gen.add_argument("--model", default=settings().default_model)
-    gen.add_argument("--seed", type=int)
-    gen.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
-    gen.add_argument("--guidance", type=float, help="guidance scale (default: the model's)")
-    gen.add_argument("--dx", action="store_true", help="a DX job: drawn before any normal job, even in peak hours")
-    gen.add_argument("--follow", action="store_true", help="show each family's steps as it is drawn")
-    gen.add_argument("--api", default=f"http://127.0.0.1:{settings().api_port}")
-    gen.set_defaults(func=cmd_generate)
     keys = sub.add_parser("keys", help="make API keys")
     keys_sub = keys.add_subparsers(dest="action", required=True)
     new = keys_sub.add_parser("new", help="print a new random key once, and the entry (its hash) to configure it")
@@ -320,6 +198,8 @@ def main(argv: list[str] | None = None) -> None:
     new.add_argument("--scope", choices=("read", "submit", "admin"), default="read", help=scopes)
     new.set_defaults(func=cmd_keys_new)
     queue.add_commands(sub)
+    generate.add_commands(sub)
+    dev.add_commands(sub)
     args = parser.parse_args(argv)
     s = settings()
     # A service logs what it does; a command run by hand says only its answer and its warnings.
@@ -332,6 +212,10 @@ def main(argv: list[str] | None = None) -> None:
             family_table()
         except FamilyTableError as exc:
             sys.exit(f"imagegen: the family table is invalid: {exc}")
+        try:  # and bad peak hours, named
+            PeakHours.parse(s.peak_hours, s.peak_timezone)
+        except BadPeakHours as exc:
+            sys.exit(f"imagegen: {exc}")
     try:
         args.func(args)
     except KafkaConnectionError:

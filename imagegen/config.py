@@ -1,5 +1,6 @@
 """Configuration, from the environment, in one place. The same names appear in README.md and
-docker-compose.yml."""
+docker-compose.yml. A leaf: it imports nothing of the project, and only the entry points (the CLI, the
+processes it starts) read the environment (`settings()`); every other part is given its settings."""
 
 from __future__ import annotations
 
@@ -9,11 +10,6 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from streams import families
-from streams.brand import BrandPolicy
-from streams.families import FamilyTable
-from streams.peak import PeakHours
 
 # Regenerating a variation overwrites its keys, so an image is not immutable: caches keep it a few
 # minutes, then revalidate with its ETag (a 304 costs no body).
@@ -35,7 +31,7 @@ class Settings(BaseSettings):
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/imagegen"
 
-    # Images: files under STORAGE_PATH, or objects in an S3 bucket (imagegen/storage.py).
+    # Images: files under STORAGE_PATH, or objects in an S3 bucket (storage/).
     storage_backend: Literal["filesystem", "s3"] = "filesystem"
     storage_path: Path = Path("data/images")
     s3_endpoint_url: str | None = None  # None: AWS S3 itself
@@ -56,7 +52,7 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8015"
 
     # Logs: lines for people (text) or one JSON object per line for a log pipeline; records about a
-    # job carry its variation_id, variation, family and job_id either way (imagegen/logs.py).
+    # job carry its variation_id, variation, family and job_id either way (streams/logs.py).
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
     # A worker told to stop (SIGTERM, SIGINT) takes no new job and lets the one in flight finish for
@@ -116,19 +112,6 @@ class Settings(BaseSettings):
     webhook_backoff_max_s: float = Field(default=3600.0, gt=0)
     webhook_timeout_s: float = Field(default=10.0, gt=0, le=300)  # per attempt, connect to last byte
 
-    @property
-    def peak(self) -> PeakHours:
-        return PeakHours.parse(self.peak_hours, self.peak_timezone)
-
-    @property
-    def brand(self) -> BrandPolicy:
-        return BrandPolicy.configured(self.blocked_terms, self.brand_negative_prompt)
-
-    @model_validator(mode="after")
-    def _peak_hours_parse(self) -> Settings:
-        self.peak  # noqa: B018 -- refuses a bad PEAK_HOURS or PEAK_TIMEZONE at start, naming it
-        return self
-
     @model_validator(mode="after")
     def _s3_has_a_bucket(self) -> Settings:
         if self.storage_backend == "s3" and not self.s3_bucket:
@@ -139,8 +122,3 @@ class Settings(BaseSettings):
 @cache
 def settings() -> Settings:
     return Settings()
-
-
-def family_table() -> FamilyTable:
-    """The family table in force: the default one with the operator's FAMILIES_FILE applied."""
-    return families.load(families.DEFAULT_TABLE, settings().families_file)

@@ -10,8 +10,10 @@ import asyncio
 import sys
 from typing import Any
 
-from imagegen.config import family_table, settings
+from imagegen.config import settings
 from streams import clients, topics
+from streams.families import load as load_families
+from streams.peak import PeakHours
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -50,9 +52,11 @@ def cmd_status(args: argparse.Namespace) -> None:
     from streams import messages as m
     from streams import operational
 
-    s, names = settings(), family_table().names
+    s = settings()
+    names = load_families(override=s.families_file).names
     waiting, paused, workers = asyncio.run(_state(names))
-    in_peak = s.peak.covers(m.utcnow())
+    peak = PeakHours.parse(s.peak_hours, s.peak_timezone)
+    in_peak = peak.covers(m.utcnow())
     table = Table("family", "normal waiting", "dx waiting", "held", "live workers", box=None)
     for family in names:
         held = "normal: peak hours" if in_peak else "-"
@@ -62,7 +66,7 @@ def cmd_status(args: argparse.Namespace) -> None:
         table.add_row(family, str(waiting[(family, "normal")]), str(waiting[(family, "dx")]), held, live)
     console = Console()
     console.print(table)
-    console.print(f"peak hours: {s.peak}{' (now in them)' if in_peak else ''}")
+    console.print(f"peak hours: {peak}{' (now in them)' if in_peak else ''}")
     if workers is None:
         console.print("workers: not known (the read model does not answer)")
 
@@ -86,7 +90,7 @@ async def _state(names: tuple[str, ...]) -> tuple[dict[tuple[str, str], int], di
 
 def _named(args: argparse.Namespace, required: bool = True) -> list[str]:
     """The families an invocation names (checked against the table), or every family for --all."""
-    table = family_table()
+    table = load_families(override=settings().families_file)
     if required and getattr(args, "all", False) == bool(args.families):
         sys.exit(f"imagegen queue {args.action}: name one or more families, or give --all")
     if unknown := [f for f in args.families if f not in table.names]:
@@ -176,7 +180,11 @@ async def _say(messages: list[Any], topic: str = topics.CONTROL) -> None:
 
     s = settings()
     await topics.create_all(
-        s.kafka_bootstrap_servers, family_table(), s.topic_partitions, s.topic_replication, attempts=2
+        s.kafka_bootstrap_servers,
+        load_families(override=s.families_file),
+        s.topic_partitions,
+        s.topic_replication,
+        attempts=2,
     )
     producer = clients.producer(s.kafka_bootstrap_servers)
     await producer.start()

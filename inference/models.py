@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from huggingface_hub import try_to_load_from_cache
 
-from imagegen.config import settings
+from imagegen.config import Settings
 from inference import speed
 from inference.fingerprint import fingerprint
 from inference.tiny import TINY_NAME
@@ -137,7 +137,8 @@ def available(spec: ModelSpec) -> bool:
             return isinstance(try_to_load_from_cache(spec.source, "model_index.json"), str)
 
 
-def load(spec: ModelSpec, device: str) -> StableDiffusionXLPipeline:
+def load(spec: ModelSpec, device: str, cache_dir: Path, levers: str = "") -> StableDiffusionXLPipeline:
+    """`spec`'s pipeline on `device`; built-in weights are made under `cache_dir`, `levers` applied to real models."""
     import diffusers
     import torch
     import transformers
@@ -151,17 +152,19 @@ def load(spec: ModelSpec, device: str) -> StableDiffusionXLPipeline:
 
     if spec.kind == "builtin":
         # always on the CPU in float32: its pixels are the same on every machine
-        pipeline = StableDiffusionXLPipeline.from_pretrained(tiny_path(), dtype=torch.float32, local_files_only=True)
+        pipeline = StableDiffusionXLPipeline.from_pretrained(
+            tiny_path(cache_dir), dtype=torch.float32, local_files_only=True
+        )
     else:
-        pipeline = _load_weights(spec, torch.float16 if device.startswith("cuda") else torch.float32)
+        pipeline = _load_weights(spec, torch.float16 if device.startswith("cuda") else torch.float32, cache_dir)
         pipeline.to(device)
         # the levers are for real models; tiny stays the same reference everywhere
-        speed.apply(pipeline, speed.parse(settings().speed_levers))
+        speed.apply(pipeline, speed.parse(levers))
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
 
 
-def _load_weights(spec: ModelSpec, dtype: torch.dtype) -> StableDiffusionXLPipeline:
+def _load_weights(spec: ModelSpec, dtype: torch.dtype, cache_dir: Path) -> StableDiffusionXLPipeline:
     from diffusers import StableDiffusionXLPipeline
 
     if not available(spec):
@@ -176,20 +179,20 @@ def _load_weights(spec: ModelSpec, dtype: torch.dtype) -> StableDiffusionXLPipel
         if spec.kind == "single_file":
             from inference import sdxl
 
-            config = spec.config or str(sdxl.config_path())
+            config = spec.config or str(sdxl.config_path(cache_dir))
             return StableDiffusionXLPipeline.from_single_file(source, config=config, dtype=dtype, local_files_only=True)
         return StableDiffusionXLPipeline.from_pretrained(source, dtype=dtype, local_files_only=True)
     except (OSError, ValueError) as error:  # a partial cache or folder: files missing or malformed
         raise ModelUnavailable(spec.name, spec.source, str(error)) from error
 
 
-def weights_path(spec: ModelSpec) -> Path:
+def weights_path(spec: ModelSpec, cache_dir: Path) -> Path:
     """Where a model's weights are on disk (for a hub id: its snapshot in the local cache)."""
     match spec.kind:
         case "builtin":
             from inference.tiny import tiny_path
 
-            return tiny_path()
+            return tiny_path(cache_dir)
         case "hub":
             from huggingface_hub import snapshot_download
 
@@ -207,15 +210,20 @@ def _size_gb(pipeline: Any) -> float:
 
 
 class Pipelines:
-    """Each model's pipeline, loaded once per process and kept."""
+    """Each model's pipeline, loaded once per process and kept. `settings`: where built-in weights are
+    made, the speed levers, the memory budget and torch's threads (default: from the environment)."""
 
     def __init__(
         self,
         models: Mapping[str, ModelSpec] | None = None,
         device: str | None = None,
         budget_gb: float | None = None,
+        *,
+        settings: Settings | None = None,
     ) -> None:
         import torch
+
+        self.settings = settings = settings or Settings()
 
         self._models = dict(REGISTRY if models is None else models)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -224,11 +232,11 @@ class Pipelines:
         self._sizes: dict[str, float] = {}
         self._fingerprints: dict[str, str] = {}
         self._lock = threading.Lock()
-        self.budget_gb = settings().model_memory_budget_gb if budget_gb is None else budget_gb
+        self.budget_gb = settings.model_memory_budget_gb if budget_gb is None else budget_gb
         if not self.budget_gb and self.device.startswith("cuda"):
             self.budget_gb = torch.cuda.get_device_properties(self.device).total_memory / 1e9 * 0.9
-        if settings().torch_threads:
-            torch.set_num_threads(settings().torch_threads)
+        if settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
 
     def spec(self, name: str) -> ModelSpec:
         try:
@@ -243,10 +251,10 @@ class Pipelines:
                 self._pipelines.move_to_end(name)
                 return spec, self._pipelines[name]
             self._make_room(spec.memory_gb)
-            pipeline = load(spec, self.device)
+            pipeline = load(spec, self.device, self.settings.model_cache_dir, self.settings.speed_levers)
             self._pipelines[name] = pipeline
             self._sizes[name] = _size_gb(pipeline)
-            self._fingerprints[name] = fingerprint(weights_path(spec))
+            self._fingerprints[name] = fingerprint(weights_path(spec, self.settings.model_cache_dir))
             return spec, pipeline
 
     def _make_room(self, need_gb: float) -> None:

@@ -8,7 +8,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from imagegen.config import settings
 from inference.cache import build_once
 
 CONFIG_NAME = "sdxl-base-1.0-configs-v1"
@@ -121,8 +120,9 @@ def write_configs(path: Path) -> Path:
     return build_once(path, write)
 
 
-def config_path() -> Path:
-    return write_configs(settings().model_cache_dir / CONFIG_NAME)
+def config_path(cache_dir: Path) -> Path:
+    """SDXL base's configs and tokenizers in the model cache, made offline on first use."""
+    return write_configs(cache_dir / CONFIG_NAME)
 
 
 def random_pipeline(device: str = "cuda", dtype: Any = None) -> Any:

@@ -13,7 +13,6 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imagegen.config import settings
 from inference.cache import build_once
 from inference.tokenizer import EOS, MAX_LENGTH, clip_tokenizer
 
@@ -25,9 +24,9 @@ SEED = 0
 HIDDEN = 32
 
 
-def tiny_path() -> Path:
+def tiny_path(cache_dir: Path) -> Path:
     """The tiny pipeline's folder in the model cache, built on first use."""
-    return build_tiny(settings().model_cache_dir / TINY_NAME)
+    return build_tiny(cache_dir / TINY_NAME)
 
 
 def build_tiny(path: Path) -> Path:

@@ -1,6 +1,8 @@
-"""The Faust app: the variations agent (the aggregate) and one family agent per family, made by one
-factory over the family table. Agents are thin: decode, call the domain or the job, send keyed by
-variation id. Undecodable messages go to the dead-letter topic; a consumer never crashes on input."""
+"""The Faust app: the variations agent (the aggregate) and one family agent per family, over the family
+table, with the worker's tasks and timers (its heartbeat, live progress, held partitions). Each part is
+a function taking what it needs, wired by `create_app`; agents are thin: decode, call the domain or the
+job, send keyed by variation id. Undecodable messages go to the dead-letter topic; a consumer never
+crashes on input."""
 
 from __future__ import annotations
 
@@ -8,25 +10,48 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import faust
 
-from imagegen import logs
 from imagegen.config import Settings
-from imagegen.storage import StorageError, open_storage
-from streams import clients, codec, domain, domain_events, kafka, operational, topics
+from storage import Storage, StorageError, open_storage
+from streams import clients, codec, domain, kafka, logs, operational, stopping, topics
 from streams import messages as m
+from streams.brand import BrandPolicy
 from streams.control import QueueControls
 from streams.families import FamilyTable
+from streams.gate import PriorityGate
 from streams.jobs import FamilyJobs, Released, Report, batches, cancelled_job
+from streams.peak import PeakHours
 
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]) -> faust.App:
-    app = kafka.App(
+    app = _faust_app(settings)
+    log_ = Log(app)
+    brand = BrandPolicy.configured(settings.blocked_terms, settings.brand_negative_prompt)
+    controls = QueueControls(PeakHours.parse(settings.peak_hours, settings.peak_timezone))
+    storage = open_storage(settings)
+    jobs = FamilyJobs(settings, table, storage)
+    _aggregate(app, log_, table, brand)
+    _storage_for_life(app, storage)
+    _presence(app, jobs, settings, families)
+    report = _progress(app, settings.kafka_bootstrap_servers)
+    app.task(functools.partial(controls.follow, settings.kafka_bootstrap_servers))
+    app.timer(interval=1.0, name="hold_partitions")(
+        functools.partial(_hold, controls=controls, held=Held(table, families))
+    )
+    for family in table.subset(families):
+        _family_agents(app, family.name, jobs, log_, controls, report)
+    app.drain = functools.partial(stopping.drain, jobs, controls, settings.shutdown_grace_s)  # StoppingWorker's
+    return app
+
+
+def _faust_app(settings: Settings) -> faust.App:
+    return kafka.App(
         "imagegen",
         broker=f"kafka://{settings.kafka_bootstrap_servers}",
         store="memory://",
@@ -53,13 +78,26 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
         # changelog (a few records per variation), which costs less than keeping every row twice.
         table_standby_replicas=0,
     )
-    dead_letter = app.topic(topics.DEAD_LETTER)
 
-    async def to_dead_letter(event: faust.EventT, reason: str) -> None:
+
+class Log:
+    """The app's way onto the log: sends that wait for the broker, the dead-letter topic, and streams
+    of decoded messages."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app, self.dead_letters = app, app.topic(topics.DEAD_LETTER)
+
+    async def send(self, message: Any) -> None:
+        # Wait for the broker's acknowledgement: an input is only recorded as handled (table write,
+        # offset commit) once everything it caused is safely in the log.
+        for name in topics.route(message):
+            await (await self.app.send(name, key=message.key, value=codec.encode(message)))
+
+    async def dead_letter(self, event: faust.EventT, reason: str) -> None:
         msg = event.message
         log.warning("dead-lettering %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset, reason)
         # acknowledged before the input's offset may be committed: a dead letter is never lost
-        sent = await dead_letter.send(
+        sent = await self.dead_letters.send(
             key=msg.key,
             value=msg.value,
             headers={
@@ -71,43 +109,37 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
         )
         await sent
 
-    async def send(message: m.Message | domain_events.DomainEvent) -> None:
-        # Wait for the broker's acknowledgement: an input is only recorded as handled (table write,
-        # offset commit) once everything it caused is safely in the log.
-        for name in topics.route(message):
-            await (await app.send(name, key=message.key, value=codec.encode(message)))
-
-    async def decoded(stream: faust.StreamT[Any], decode: Any) -> AsyncIterator[Any]:
+    async def decoded(self, stream: faust.StreamT[Any], decode: Callable[[bytes], Any]) -> AsyncIterator[Any]:
         """The stream's messages, decoded; one that cannot be decoded goes to the dead-letter topic."""
         async for event in stream.events():
             try:
                 message = decode(event.value)
             except codec.UndecodableMessage as exc:
-                await to_dead_letter(event, str(exc))
+                await self.dead_letter(event, str(exc))
                 continue
             yield message
 
-    policy = settings.brand
+
+def _aggregate(app: faust.App, log_: Log, table: FamilyTable, brand: BrandPolicy) -> None:
+    """The variations agent: each command and event through the domain's step, its state in a table."""
     variations = app.Table("variations", default=None, key_type=bytes, value_type=bytes)
 
     @app.agent(app.topic(topics.COMMANDS, topics.EVENTS), name="variations")
     async def variations_agent(stream: faust.StreamT[Any]) -> None:
-        async for message in decoded(stream, codec.decode_any):
+        async for message in log_.decoded(stream, codec.decode_any):
             key = message.key
             stored = variations.get(key)
             state = domain.Variation.model_validate_json(stored) if stored else None
-            new, out, announced = domain.step(state, message, m.utcnow(), table.names, policy)
+            new, out, announced = domain.step(state, message, m.utcnow(), table.names, brand)
             # Send first, then record: a crash in between redelivers the input, and the same
             # decisions come out again with the same ids, which every consumer drops.
             for msg in [*out, *announced]:
-                await send(msg)
+                await log_.send(msg)
             if new is not None and new != state:
                 variations[key] = new.model_dump_json().encode()
 
-    storage = open_storage(settings)
-    jobs = FamilyJobs(settings, table, storage)
 
-    @app.task
+def _storage_for_life(app: faust.App, storage: Storage) -> None:
     async def open_storage_at_start() -> None:
         """Make the S3 client and check the bucket now, so that a bad setting shows in the log at start;
         a storage the first job finds closed is opened then."""
@@ -116,11 +148,20 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
         except StorageError as exc:
             log.error("image storage does not answer: %s", exc)
 
-    @app.on_before_shutdown.connect
     async def close_storage(app: faust.App, **kwargs: Any) -> None:
         await storage.close()  # after the consumer stopped: no job is storing
 
-    @app.task
+    app.task(open_storage_at_start)
+    app.on_before_shutdown.connect(close_storage)
+
+
+def _presence(app: faust.App, jobs: FamilyJobs, settings: Settings, families: tuple[str, ...]) -> None:
+    """The default model loaded at start, then a heartbeat on the workers topic every interval."""
+
+    async def heartbeat() -> None:
+        beat = jobs.heartbeat(families)
+        await app.send(topics.WORKERS, key=beat.key, value=codec.encode(beat))
+
     async def load_default_model() -> None:
         """Load the default model before the first job asks for it (jobs queue behind this)."""
         try:
@@ -130,12 +171,12 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
             log.warning("default model %s not loaded: %s", settings.default_model, exc)
         await heartbeat()
 
-    @app.timer(interval=settings.heartbeat_interval_s)
-    async def heartbeat() -> None:
-        beat = jobs.heartbeat(families)
-        await app.send(topics.WORKERS, key=beat.key, value=codec.encode(beat))
+    app.task(load_default_model)
+    app.timer(interval=settings.heartbeat_interval_s, name="heartbeat")(lambda app: heartbeat())
 
-    controls = QueueControls(settings.peak)
+
+def _progress(app: faust.App, bootstrap_servers: str) -> Report:
+    """The report a drawing calls at each denoising step, and the task that sends the steps out."""
     steps: asyncio.Queue[operational.FamilyProgress] = asyncio.Queue(maxsize=10_000)
 
     def report(progress: operational.FamilyProgress) -> None:
@@ -143,11 +184,10 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
         with contextlib.suppress(asyncio.QueueFull):  # live status only: never hold a drawing up
             steps.put_nowait(progress)
 
-    @app.task
     async def send_progress() -> None:
         """Steps go out on a producer of their own, never waited for: live status must never hold up, or
         share a buffer with, the sends the event log depends on."""
-        producer = clients.producer(settings.kafka_bootstrap_servers, acks=1, linger_ms=20, enable_idempotence=False)
+        producer = clients.producer(bootstrap_servers, acks=1, linger_ms=20, enable_idempotence=False)
         await producer.start()
         try:
             while True:
@@ -159,174 +199,117 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
         finally:
             await producer.stop()
 
-    @app.task
-    async def follow_queue_controls() -> None:
-        await controls.follow(settings.kafka_bootstrap_servers)
-
-    held_now: dict[str, str | None] = {}
-    paused_by_us: set[Any] = set()  # resume only these: Faust pauses partitions of its own (recovery)
-
-    @app.timer(interval=1.0)
-    async def hold_partitions() -> None:
-        """Pause the partitions of held work topics, the Kafka way: their jobs wait in the broker."""
-        served = table.subset(families)
-        try:
-            assigned = app.consumer.assignment()
-        except Exception as exc:  # between assignments (a rebalance): the next tick pauses them
-            log.debug("no assignment to hold yet: %s", exc)
-            return
-        for family in served:
-            for dx in (False, True):
-                topic = topics.family(family.name, priority=dx)
-                why = controls.held(family.name, dx, m.utcnow())
-                tps = [tp for tp in assigned if tp.topic == topic]
-                if why:
-                    app.consumer.pause_partitions(tps)
-                    paused_by_us.update(tps)
-                elif ours := [tp for tp in paused_by_us if tp.topic == topic]:
-                    app.consumer.resume_partitions(ours)
-                    paused_by_us.difference_update(ours)
-                if held_now.get(topic) != why:
-                    log.info("%s: %s", topic, f"held: {why}" if why else "taken")
-                    held_now[topic] = why
-
-    for family in table.subset(families):
-        _family_agent(app, family.name, jobs, send, to_dead_letter, controls, report)
-    app.drain = functools.partial(_drain, jobs, controls, settings.shutdown_grace_s)  # for StoppingWorker
-    return app
+    app.task(send_progress)
+    return report
 
 
-async def _drain(jobs: FamilyJobs, controls: QueueControls, grace_s: float) -> None:
-    """Take no new job, let the take in flight finish for `grace_s`, then release it at its next step."""
-    controls.stopping = True
-    if await jobs.wait_idle(0):
+class Held:
+    """Which work topics are held now and which partitions this worker paused for it (resumed are only
+    these: Faust pauses partitions of its own, in recovery)."""
+
+    def __init__(self, table: FamilyTable, families: tuple[str, ...]) -> None:
+        self.served = table.subset(families)
+        self.why: dict[str, str | None] = {}
+        self.paused: set[Any] = set()
+
+
+async def _hold(app: faust.App, *, controls: QueueControls, held: Held) -> None:
+    """Pause the partitions of held work topics, the Kafka way: their jobs wait in the broker."""
+    try:
+        assigned = app.consumer.assignment()
+    except Exception as exc:  # between assignments (a rebalance): the next tick pauses them
+        log.debug("no assignment to hold yet: %s", exc)
         return
-    log.info("stopping: finishing the job in flight (up to %.0f s)", grace_s)
-    if await jobs.wait_idle(grace_s):
-        log.info("stopping: the job in flight finished")
-        return
-    log.warning("stopping: releasing the job in flight at its next step; another worker will draw it")
-    jobs.releasing.set()
-    await jobs.wait_idle(60.0)
+    for family in held.served:
+        for dx in (False, True):
+            topic = topics.family(family.name, priority=dx)
+            why = controls.held(family.name, dx, m.utcnow())
+            tps = [tp for tp in assigned if tp.topic == topic]
+            if why:
+                app.consumer.pause_partitions(tps)
+                held.paused.update(tps)
+            elif ours := [tp for tp in held.paused if tp.topic == topic]:
+                app.consumer.resume_partitions(ours)
+                held.paused.difference_update(ours)
+            if held.why.get(topic) != why:
+                log.info("%s: %s", topic, f"held: {why}" if why else "taken")
+                held.why[topic] = why
 
 
-class StoppingWorker(faust.Worker):
-    """Faust's worker, which on SIGTERM or SIGINT first drains (`_drain`): the job in flight finishes
-    and its outcome is sent, or it is released uncommitted. A second signal stops at once."""
+def _family_agents(
+    app: faust.App, family: str, jobs: FamilyJobs, log_: Log, controls: QueueControls, report: Report
+) -> None:
+    """One agent per work topic of the family, so that a DX job reaches its agent while a normal take
+    is drawing; both draw through one gate, DX first."""
+    gate = PriorityGate()
+    for dx in (False, True):
+        name = f"family-{family}" + ("-dx" if dx else "")
 
-    _draining: asyncio.Future[None] | None = None
+        async def agent(stream: faust.StreamT[Any], dx: bool = dx) -> None:
+            await _take_jobs(stream, family, dx, jobs, log_, controls, gate, report)
 
-    def _schedule_shutdown(self, signal: Any) -> None:
-        if self._draining is not None:
-            super()._schedule_shutdown(signal)
-            return
-
-        async def drain_then_stop() -> None:
-            try:
-                await self.app.drain()
-            finally:
-                super(StoppingWorker, self)._schedule_shutdown(signal)
-
-        self._draining = asyncio.ensure_future(drain_then_stop())
+        app.agent(app.topic(topics.family(family, priority=dx)), name=name)(agent)
 
 
-class PriorityGate:
-    """One family's drawing, one take at a time, DX work first: a normal take waits while a DX take
-    is waiting or drawing, so DX work starts as soon as the take in flight ends."""
-
-    def __init__(self) -> None:
-        self._changed = asyncio.Condition()
-        self._dx_waiting = 0
-        self._busy = False
-
-    @contextlib.asynccontextmanager
-    async def turn(self, dx: bool) -> AsyncIterator[None]:
-        async with self._changed:
-            self._dx_waiting += dx
-            try:
-                await self._changed.wait_for(lambda: not self._busy and (dx or not self._dx_waiting))
-            finally:
-                self._dx_waiting -= dx
-            self._busy = True
-        try:
-            yield
-        finally:
-            async with self._changed:
-                self._busy = False
-                self._changed.notify_all()
-
-
-def _family_agent(
-    app: faust.App,
+async def _take_jobs(
+    stream: faust.StreamT[Any],
     family: str,
+    dx: bool,
     jobs: FamilyJobs,
-    send: Any,
-    to_dead_letter: Any,
+    log_: Log,
     controls: QueueControls,
+    gate: PriorityGate,
     report: Report,
 ) -> None:
+    """Waiting jobs are taken together and drawn in as few pipeline calls as they allow; their offsets
+    are committed once the whole take is handled."""
     settings = jobs.settings
-    gate = PriorityGate()
-
-    def agent_for(dx: bool) -> Any:
-        async def agent(stream: faust.StreamT[Any]) -> None:
-            # Waiting jobs are taken together and drawn in as few pipeline calls as they allow; their
-            # offsets are committed once the whole take is handled.
-            async for events in stream.take_events(settings.batch_size, within=settings.batch_window_s):
-                waiting = []
-                for event in events:
-                    try:
-                        waiting.append(codec.decode_work(event.value))
-                    except codec.UndecodableMessage as exc:
-                        await to_dead_letter(event, str(exc))
-                if waiting:  # jobs fetched before their topic was held wait here; it fetches no more
-                    await controls.wait_free(family, dx)
-                for job in [job for job in waiting if controls.is_cancelled(job)]:
-                    with logs.about(job):
-                        log.info("%s of %s skipped: round %d was cancelled", family, job.name, job.round)
-                        await send(cancelled_job(job, 0, job.generation.steps))
-                    waiting.remove(job)
-                if not waiting:
-                    continue
-                async with gate.turn(dx):
-                    try:
-                        await _draw(family, waiting, jobs, send, controls, report)
-                    except Released as released:
-                        with logs.about(*waiting):
-                            log.warning("%s: %s", family, released)
-                        # Faust acks a take when the agent leaves it; marked as acked here, the take's
-                        # offsets are never committed (nor any after them), so another worker draws it
-                        for event in events:
-                            event.message.acked = True
-                        return
-
-        return agent
-
-    # one agent per topic, so that a DX job reaches its agent while a normal take is drawing
-    app.agent(app.topic(topics.family(family)), name=f"family-{family}")(agent_for(dx=False))
-    app.agent(app.topic(topics.family(family, priority=True)), name=f"family-{family}-dx")(agent_for(dx=True))
+    async for events in stream.take_events(settings.batch_size, within=settings.batch_window_s):
+        waiting = []
+        for event in events:
+            try:
+                waiting.append(codec.decode_work(event.value))
+            except codec.UndecodableMessage as exc:
+                await log_.dead_letter(event, str(exc))
+        if waiting:  # jobs fetched before their topic was held wait here; it fetches no more
+            await controls.wait_free(family, dx)
+        for job in [job for job in waiting if controls.is_cancelled(job)]:
+            with logs.about(job):
+                log.info("%s of %s skipped: round %d was cancelled", family, job.name, job.round)
+                await log_.send(cancelled_job(job, 0, job.generation.steps))
+            waiting.remove(job)
+        if not waiting:
+            continue
+        async with gate.turn(dx):
+            try:
+                await _draw(family, waiting, jobs, log_, controls, report)
+            except Released as released:
+                with logs.about(*waiting):
+                    log.warning("%s: %s", family, released)
+                kafka.never_commit(events)  # another worker draws the take
+                return
 
 
 async def _draw(
-    family: str, waiting: list[m.GenerateFamily], jobs: FamilyJobs, send: Any, controls: QueueControls, report: Report
+    family: str, waiting: list[m.GenerateFamily], jobs: FamilyJobs, log_: Log, controls: QueueControls, report: Report
 ) -> None:
     for batch in batches(waiting):
         if controls.stopping:  # the batches left of the take are another worker's
             raise Released("not drawn: the worker is stopping")
         with jobs.in_flight():
-            await _draw_batch(family, batch, jobs, send, controls, report)
+            await _draw_batch(family, batch, jobs, log_, controls, report)
 
 
 async def _draw_batch(
-    family: str, batch: list[m.GenerateFamily], jobs: FamilyJobs, send: Any, controls: QueueControls, report: Report
+    family: str, batch: list[m.GenerateFamily], jobs: FamilyJobs, log_: Log, controls: QueueControls, report: Report
 ) -> None:
     with logs.about(*batch):
         for job in batch:
-            await send(jobs.started(job))
+            await log_.send(jobs.started(job))
         outcomes = await jobs.run_batch(batch, controls.is_cancelled, report)
     for job, outcome in zip(batch, outcomes, strict=True):
         with logs.about(job):
-            await send(outcome)
+            await log_.send(outcome)
             log.info(
                 "%s %s of %s (round %d, %s, batch of %d) in %.2f s",
                 family,

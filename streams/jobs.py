@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from imagegen.config import Settings
-from imagegen.storage import Storage, derivative_key, master_key
 from inference.cutting import Cut, Encoding, cut_master
 from inference.framing import Subject
 from inference.generation import GenerationParams, batch_key, generate_batch
 from inference.models import Pipelines
+from storage import Storage, derivative_key, master_key
 from streams import brand, operational
 from streams import messages as m
 from streams.families import FamilyTable
@@ -115,7 +115,7 @@ class FamilyJobs:
         self.settings = settings
         self.table = table
         self.storage = storage
-        self.pipelines = Pipelines()
+        self.pipelines = Pipelines(settings=settings)
         self.encoding = Encoding(
             quality={"webp": settings.webp_quality, "avif": settings.avif_quality, "jpeg": settings.jpeg_quality},
             webp_effort=settings.webp_effort,
@@ -251,7 +251,7 @@ class FamilyJobs:
                 raise Stopped(step, steps)
 
         try:
-            # the drawing thread logs with the jobs' identity too (imagegen/logs.py)
+            # the drawing thread logs with the jobs' identity too (streams/logs.py)
             drawn = await loop.run_in_executor(
                 self.executor, contextvars.copy_context().run, self._draw, batch, on_step
             )

@@ -16,7 +16,7 @@ Apache Kafka as it did on the stand-in broker (aiokafka 0.14's `seek_to_committe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import faust
@@ -62,3 +62,11 @@ class App(faust.App):
 
     def _new_transport(self) -> Any:
         return Transport(self.conf.broker_consumer, self)
+
+
+def never_commit(events: Iterable[faust.EventT[Any]]) -> None:
+    """Leave a take's offsets uncommitted, and every one after them, so that another worker reads the
+    take again. Faust acks a take when the agent leaves it; marked as acked now, its offsets are never
+    handed to the committer (Faust has no public call for this: its message's `acked` flag is it)."""
+    for event in events:
+        event.message.acked = True

@@ -233,7 +233,7 @@ class Kafka:
         (self.folder / "log4j2.properties").write_text(LOG4J2)
         cluster_file = self.folder / "cluster.id"
         if not cluster_file.is_file():
-            cluster_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode())
+            cluster_file.write_text(_cluster_id())
         cluster_id = cluster_file.read_text().strip()
         self._choose_ports()
         for n in self.nodes:
@@ -345,3 +345,11 @@ class Kafka:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _cluster_id() -> str:
+    """A random cluster id as Kafka's own `Uuid.randomUuid()` makes one: URL-safe base64 of 16 bytes,
+    never starting with '-', which the storage tool's command line would take for an option."""
+    while (made := base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()).startswith("-"):
+        pass
+    return made

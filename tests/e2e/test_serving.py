@@ -17,17 +17,13 @@ import pytest
 
 from imagegen.devstack import DevStack, S3Server, free_port
 from imagegen.services import Services
-from imagegen.storage import CACHE_CONTROL, FileStorage, S3Storage
+from storage import CACHE_CONTROL, FileStorage, S3Storage
+from tests.builders import create_body, generation_body
 from tests.conftest import ARTIFACTS
 from tests.e2e.test_http import wait_for
 
 NAME = "serving-story"
-BODY = {
-    "name": NAME,
-    "category": "tests",
-    "families": ["facebook-og"],
-    "generation": {"prompt": "a red kite over dunes", "seed": 5, "model": "tiny", "inferenceSteps": 2},
-}
+BODY = create_body(NAME, generation_body("a red kite over dunes", 5), families=["facebook-og"], category="tests")
 IMAGE = f"/api/images/{NAME}/og-image"
 NOT_IN_BUCKET = "linkedin-share"  # a derivative the read model knows and the bucket lacks
 

@@ -18,12 +18,11 @@ from botocore.exceptions import ClientError
 
 from imagegen.config import Settings
 from imagegen.devstack import S3Server, free_port
-from imagegen.storage import CACHE_CONTROL, Fetched, KeyOutsideStorage, S3Storage, StorageError, StorageUnavailable
-from inference.models import TINY_NAME
-from inference.tiny import build_tiny
+from storage import CACHE_CONTROL, Fetched, KeyOutsideStorage, S3Storage, StorageError, StorageUnavailable
 from streams import messages as m
 from streams.families import load
 from streams.jobs import FamilyJobs
+from tests.builders import generate_family, generation
 
 WEBP = b"RIFF\x0c\x00\x00\x00WEBPVP8 " + bytes(range(200))
 
@@ -187,18 +186,14 @@ async def test_an_unreachable_server_is_a_retryable_error(room: str) -> None:
 @pytest.fixture(scope="module")
 def tiny_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     root = tmp_path_factory.mktemp("s3-jobs")
-    with pytest.MonkeyPatch.context() as patch:  # the tiny weights are built here, not in the checkout
-        patch.setattr("inference.tiny.tiny_path", lambda: build_tiny(root / "models" / TINY_NAME))
-        yield Settings(model_cache_dir=root / "models", storage_path=root / "unused")
+    # the tiny weights are built here (MODEL_CACHE_DIR), not in the checkout
+    yield Settings(model_cache_dir=root / "models", storage_path=root / "unused")
 
 
 async def test_a_family_job_stores_its_master_and_derivatives_in_the_bucket(
     s3: S3Server, raw: Any, tiny_settings: Settings, room: str
 ) -> None:
-    gen = m.Generation(prompt="a kite over dunes", seed=11, model="tiny", steps=2, guidance=4.0)
-    job = m.GenerateFamily(
-        job_id=uuid.uuid4(), variation_id=m.variation_id(room), name=room, family="facebook-og", round=1, generation=gen
-    )
+    job = generate_family(room, "facebook-og", generation("a kite over dunes", 11))
     async with storage_on(s3) as storage:
         outcome = await FamilyJobs(tiny_settings, load(), storage).run(job)  # type: ignore[arg-type]
     assert isinstance(outcome, m.FamilyCompleted), outcome

@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 from api import app, openapi
 from api.families import shown
 from api.gallery import HERE, SERVED
-from imagegen.config import family_table
+from streams.families import load as family_table
 from streams.families import parse
 
 DOC = openapi.document(family_table())

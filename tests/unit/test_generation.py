@@ -224,7 +224,7 @@ def test_a_single_file_checkpoint_loads_offline_and_draws_what_its_folder_draws(
 
 
 def test_a_pipeline_is_loaded_once_and_listed(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("inference.tiny.tiny_path", lambda: tiny)
+    monkeypatch.setattr("inference.tiny.tiny_path", lambda cache_dir: tiny)
     pipelines = Pipelines()
     spec, first = pipelines.get("tiny")
     assert spec is TINY

@@ -4,7 +4,6 @@ out-of-memory error becomes a retryable FamilyFailed and the worker goes on serv
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,30 +11,28 @@ import pytest
 import torch
 
 from imagegen.config import Settings
-from imagegen.storage import FileStorage
-from inference.models import TINY_NAME, Pipelines
-from inference.tiny import build_tiny
+from inference.models import Pipelines
+from storage import FileStorage
 from streams import jobs as jobs_module
 from streams import messages as m
 from streams import operational
 from streams.families import load
 from streams.jobs import FamilyJobs, batches
+from tests.builders import generate_family, generation
 
-GEN = m.Generation(prompt="a kite over dunes", seed=11, model="tiny", steps=2, guidance=4.0)
+GEN = generation("a kite over dunes", 11)
 
 
 @pytest.fixture(scope="module")
 def family_jobs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FamilyJobs]:
     root = tmp_path_factory.mktemp("jobs")
     settings = Settings(model_cache_dir=root / "models", storage_path=root / "images")
-    with pytest.MonkeyPatch.context() as patch:  # the tiny weights are built here, not in the checkout
-        patch.setattr("inference.tiny.tiny_path", lambda: build_tiny(root / "models" / TINY_NAME))
-        yield FamilyJobs(settings, load(), FileStorage(settings.storage_path))
+    # the tiny weights are built here (MODEL_CACHE_DIR), not in the checkout
+    yield FamilyJobs(settings, load(), FileStorage(settings.storage_path))
 
 
 def job(name: str, family: str = "facebook-og") -> m.GenerateFamily:
-    vid = m.variation_id(name)
-    return m.GenerateFamily(job_id=uuid.uuid4(), variation_id=vid, name=name, family=family, round=1, generation=GEN)
+    return generate_family(name, family, GEN)
 
 
 def test_a_job_stores_its_master_and_every_derivative(family_jobs: FamilyJobs) -> None:

@@ -5,20 +5,18 @@ from __future__ import annotations
 import io
 import json
 import logging
-import uuid
 
 import pytest
 
-from imagegen import logs
+from streams import logs
 from streams import messages as m
+from tests.builders import generate_family, generation
 
-GEN = m.Generation(prompt="a pier", seed=1, model="tiny", steps=2, guidance=4.0)
+GEN = generation("a pier", 1)
 
 
 def job(name: str) -> m.GenerateFamily:
-    return m.GenerateFamily(
-        job_id=uuid.uuid4(), variation_id=m.variation_id(name), name=name, family="hero", round=1, generation=GEN
-    )
+    return generate_family(name, "hero", GEN)
 
 
 @pytest.fixture

@@ -18,10 +18,10 @@ from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
 from api import app, commands, openapi, problems, routes
-from imagegen.config import family_table
 from inference import models
 from projections import views
 from streams import messages as m
+from streams.families import load as family_table
 from webhooks import store
 
 DOC = openapi.document(family_table())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from streams.app import PriorityGate
+from streams.gate import PriorityGate
 
 
 async def test_dx_work_waiting_goes_before_normal_work_waiting_once_the_take_in_flight_ends() -> None:

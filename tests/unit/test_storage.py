@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from imagegen.config import Settings
-from imagegen.storage import FileStorage, KeyOutsideStorage, S3Storage, derivative_key, master_key, open_storage
+from storage import FileStorage, KeyOutsideStorage, S3Storage, derivative_key, master_key, open_storage
 
 
 def test_keys_follow_the_architecture():
