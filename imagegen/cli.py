@@ -86,11 +86,15 @@ def cmd_keys_new(args: argparse.Namespace) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
+    from inference.speed import UnknownLever
     from streams.app import create_app
     from streams.stopping import StoppingWorker
 
     s = settings()  # TORCH_THREADS is applied where pipelines load (inference.models.Pipelines)
-    app = create_app(s, family_table(), _families())
+    try:
+        app = create_app(s, family_table(), _families())
+    except UnknownLever as exc:  # SPEED_LEVERS this machine cannot pull: said once, at start
+        sys.exit(f"imagegen: {exc}")
     logging_config = logs.config(s.log_format, s.log_level, "worker")
     StoppingWorker(app, loglevel=s.log_level, quiet=True, logging_config=logging_config).execute_from_commandline()
 

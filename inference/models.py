@@ -237,6 +237,8 @@ class Pipelines:
             self.budget_gb = torch.cuda.get_device_properties(self.device).total_memory / 1e9 * 0.9
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
+        # a lever this device cannot pull stops the worker now, named, not at its first job
+        speed.check(speed.parse(settings.speed_levers), self.device)
 
     def spec(self, name: str) -> ModelSpec:
         try:

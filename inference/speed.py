@@ -12,13 +12,21 @@ LEVERS = {
     "channels_last": "UNet and VAE in channels-last memory format (faster convolutions on tensor cores)",
     "fused_qkv": "one matmul for attention's query, key and value projections",
     "vae_tiling": "decode large masters tile by tile (less memory, slightly slower)",
+    "fp8": "with bf16: the UNet's linear layers in float8, scaled per row (torchao; GPUs with fp8 tensor cores)",
     "compile": "torch.compile the UNet (max-autotune; minutes on first call)",
     "cuda_graphs": "with compile: replay the UNet as CUDA graphs (fixed shapes per bucket and batch)",
 }
 
 
+FP8_CAPABILITY = (8, 9)  # Ada and Hopper: the first with float8 tensor cores
+
+
 class UnknownLever(ValueError):
     pass
+
+
+class LeverRefused(UnknownLever):
+    """A lever this machine cannot pull: refused when the worker starts, not at its first job."""
 
 
 def parse(text: str) -> tuple[str, ...]:
@@ -30,12 +38,32 @@ def parse(text: str) -> tuple[str, ...]:
         raise UnknownLever("SPEED_LEVERS: choose one of bf16 and fp16")
     if "cuda_graphs" in levers and "compile" not in levers:
         raise UnknownLever("SPEED_LEVERS: cuda_graphs needs compile")
+    if "fp8" in levers and "bf16" not in levers:
+        raise UnknownLever("SPEED_LEVERS: fp8 needs bf16 (its row-scaled matrix products write bfloat16)")
     return levers
 
 
-def apply(pipeline: Any, levers: tuple[str, ...]) -> Any:
+def check(levers: tuple[str, ...], device: str) -> None:
+    """Refuse, naming it, a lever `device` cannot pull."""
+    if "fp8" not in levers:
+        return
+    capability = None
+    if device.startswith("cuda"):
+        import torch
+
+        capability = torch.cuda.get_device_capability(device)
+    if capability is None or capability < FP8_CAPABILITY:
+        where = device if capability is None else f"{device} (compute capability {capability[0]}.{capability[1]})"
+        raise LeverRefused(
+            "SPEED_LEVERS: fp8 needs an NVIDIA GPU with float8 tensor cores (compute capability 8.9 or "
+            f"later: Ada, Hopper); this worker draws on {where}. Leave fp8 out here."
+        )
+
+
+def apply(pipeline: Any, levers: tuple[str, ...], compile_mode: str | None = None) -> Any:
     """Pull the levers on a loaded pipeline, in the order that works (precision before fusing and
-    compiling). Returns the pipeline."""
+    compiling). `compile_mode`: torch.compile's, instead of max-autotune (the benchmark's choice, where
+    minutes of autotuning do not fit). Returns the pipeline."""
     import torch
 
     # 1. Precision
@@ -46,15 +74,20 @@ def apply(pipeline: Any, levers: tuple[str, ...]) -> Any:
     # 2. Fewer, larger matmuls
     if "fused_qkv" in levers:
         pipeline.fuse_qkv_projections()
-    # 3. Memory format
+    # 3. Float8 matmuls: activations scaled per row as they come, weights once (torchao)
+    if "fp8" in levers:
+        from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
+
+        quantize_(pipeline.unet, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()))
+    # 4. Memory format
     if "channels_last" in levers:
         pipeline.unet.to(memory_format=torch.channels_last)
         pipeline.vae.to(memory_format=torch.channels_last)
-    # 4. Large masters
+    # 5. Large masters
     if "vae_tiling" in levers:
         pipeline.vae.enable_tiling()
-    # 5. Compilation, last: it captures everything above
+    # 6. Compilation, last: it captures everything above
     if "compile" in levers:
-        mode = "max-autotune" if "cuda_graphs" in levers else "max-autotune-no-cudagraphs"
+        mode = compile_mode or ("max-autotune" if "cuda_graphs" in levers else "max-autotune-no-cudagraphs")
         pipeline.unet = torch.compile(pipeline.unet, mode=mode, fullgraph=True)
     return pipeline

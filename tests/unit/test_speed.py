@@ -1,5 +1,6 @@
 """Speed levers as configuration: refused by name when unknown, and pulled on a real pipeline without
-changing the picture beyond rounding. The benchmark runs end to end on the tiny model."""
+changing the picture beyond rounding; fp8 refused where it cannot run. The GPU proof's smoke run is
+tests/unit/test_gpu_proof.py."""
 
 from __future__ import annotations
 
@@ -62,27 +63,26 @@ def test_levers_keep_the_picture(tiny: Path) -> None:
     assert half.unet.dtype == torch.bfloat16 and half.vae.dtype == torch.bfloat16
 
 
-def test_the_benchmark_runs_on_the_tiny_model(tiny: Path) -> None:
-    env = {**os.environ, "MODEL_CACHE_DIR": str(tiny.parent)}
+def test_fp8_is_refused_where_there_are_no_float8_tensor_cores_and_without_bf16() -> None:
+    with pytest.raises(speed.UnknownLever, match="fp8 needs bf16"):
+        speed.parse("fp8")
+    with pytest.raises(speed.LeverRefused, match="fp8 needs an NVIDIA GPU with float8 tensor cores") as refused:
+        speed.check(speed.parse("bf16,fp8"), "cpu")
+    assert "this worker draws on cpu" in str(refused.value)
+    speed.check(speed.parse("bf16,fused_qkv"), "cpu")  # the other levers are the device's to take
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CPU story: where CUDA is, the worker may pull fp8")
+def test_a_worker_asked_for_fp8_on_a_cpu_stops_at_start_saying_why(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "SPEED_LEVERS": "bf16,fp8",
+        "MODEL_CACHE_DIR": str(tmp_path),
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+    }
     done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench/sdxl_speed.py"),
-            "--model",
-            "tiny",
-            "--steps",
-            "2",
-            "--runs",
-            "1",
-            "--batch",
-            "2",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=True,
+        [sys.executable, "-m", "imagegen.cli", "worker"], env=env, capture_output=True, text=True, timeout=120, cwd=ROOT
     )
-    lines = done.stdout.splitlines()
-    assert any(line.startswith("diffusers default") and line.split()[2] == "2" for line in lines)
-    assert any(line.startswith("imagegen") for line in lines) and any("speed-up" in line for line in lines)
+    print(f"\n  {done.stderr.strip().splitlines()[-1]}")
+    assert done.returncode == 1 and "fp8 needs an NVIDIA GPU with float8 tensor cores" in done.stderr
+    assert "Traceback" not in done.stderr
