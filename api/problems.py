@@ -5,6 +5,7 @@ errors. A leaf: the handlers, the app and the access middleware import it; it im
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -101,6 +102,14 @@ def text(value: str, field: str) -> str:
     if "\x00" in value:
         raise holds_nul(field)
     return value
+
+
+def path_uuid(request: Request, name: str = "id", what: str = "variation") -> uuid.UUID:
+    """A path parameter that is a UUID; anything else names no such thing (404)."""
+    try:
+        return uuid.UUID(request.path_params[name])
+    except ValueError:
+        raise Problem(404, f"no such {what}", [{"field": name, "message": "not a UUID"}]) from None
 
 
 def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:

@@ -105,6 +105,7 @@ class DrawnWith(Shape):
     seed: int | None
     scheduler: str | None
     weights: str | None = Field(description="fingerprint of the weights on disk")
+    refine: float | None = Field(description="the hi-res pass's img2img strength (0: none)")
 
 
 class Derivative(Shape):
@@ -214,6 +215,7 @@ class Model(Shape):
     source: str
     default_steps: int
     default_guidance: float
+    default_refine: float = Field(description="the hi-res pass's strength when a variation names none (0: none)")
     memory_gb: float
     loaded: bool
     available: bool = Field(description="loadable without a download")

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Mount, Route
 
-from api import commands, families, gallery, images, metrics, operations, sets, variations
+from api import commands, families, gallery, images, live, metrics, operations, sets, variations
 from api.endpoint import OPEN, Endpoint, Handler
 from webhooks import routes as webhooks
 
 BASE = "/api/images"
 ENDPOINTS: tuple[Endpoint, ...] = (
     *variations.ENDPOINTS,
+    *live.ENDPOINTS,
     *sets.ENDPOINTS,
     *commands.ENDPOINTS,
     *operations.ENDPOINTS,

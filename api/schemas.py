@@ -37,6 +37,11 @@ class GenerationBody(Body):
     model: str | None = Field(default=None, max_length=limits.MAX_MODEL_NAME)
     inference_steps: limits.Steps | None = None
     guidance_scale: limits.Guidance | None = None
+    refine: limits.Refine | None = Field(
+        default=None,
+        description="a hi-res pass: the master drawn at the model's bucket, upscaled to its size and refined "
+        "by img2img at this strength (about 0.3; 0: none); default: the model's",
+    )
 
     @field_validator("prompt")
     @classmethod

@@ -1,24 +1,22 @@
-"""Variations over HTTP: create one (or a variant set), read them, and regenerate, retry, cancel and
-follow one. Commands are answered 202 once on the log (api/commands.py); reads come from the read model."""
+"""Variations over HTTP: create one (or a variant set), read them, and regenerate, retry and cancel one
+(following one is api/live.py). Commands are answered 202 once on the log (api/commands.py); reads come
+from the read model."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 import uuid
 from typing import Any, get_args
 
 from pydantic import ValidationError
-from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api import commands, live
+from api import commands
 from api import endpoint as e
 from api import responses as r
-from api.live import LiveFeed
-from api.problems import RETRY_LATER, Problem, field_errors, json_body, query_int, text
+from api.problems import Problem, field_errors, json_body, path_uuid, query_int, text
 from api.schemas import CreateVariationBody
 from inference import models
 from projections import views
@@ -66,6 +64,7 @@ async def create_variation(request: Request) -> Response:
         model=model_name,
         steps=g.inference_steps or spec.default_steps,
         guidance=g.guidance_scale if g.guidance_scale is not None else spec.default_guidance,
+        refine=g.refine if g.refine is not None else spec.default_refine,
     )
     if body.variants == 1:
         made = [_command(body, generation, body.name, None)]
@@ -94,13 +93,6 @@ async def create_variation(request: Request) -> Response:
     )
 
 
-def _uuid(request: Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.path_params["id"])
-    except ValueError:
-        raise Problem(404, "no such variation", [{"field": "id", "message": "not a UUID"}]) from None
-
-
 async def _existing(request: Request, vid: uuid.UUID) -> dict[str, Any]:
     async with request.app.state.pool.connection() as conn:
         found = await views.variation(conn, vid)
@@ -110,7 +102,7 @@ async def _existing(request: Request, vid: uuid.UUID) -> dict[str, Any]:
 
 
 async def regenerate_variation(request: Request) -> Response:
-    vid = _uuid(request)
+    vid = path_uuid(request)
     existing = await _existing(request, vid)
     command = commands.regenerate(vid, existing["round"])
     await commands.send(request, command)
@@ -119,7 +111,7 @@ async def regenerate_variation(request: Request) -> Response:
 
 async def retry_family(request: Request) -> Response:
     """Draw one failed family again; the variation is complete when it succeeds."""
-    vid, family = _uuid(request), request.path_params["family"]
+    vid, family = path_uuid(request), request.path_params["family"]
     existing = await _existing(request, vid)
     row = next((f for f in existing["families"] if f["name"] == family), None)
     if row is None:
@@ -141,7 +133,7 @@ async def retry_family(request: Request) -> Response:
 
 async def cancel_variation(request: Request) -> Response:
     """Stop the round being drawn: jobs not started are skipped, one in flight stops at its next step."""
-    vid = _uuid(request)
+    vid = path_uuid(request)
     existing = await _existing(request, vid)
     if existing["status"] != "generating":
         raise Problem(
@@ -152,24 +144,6 @@ async def cancel_variation(request: Request) -> Response:
     command = m.CancelVariation(command_id=uuid.uuid4(), variation_id=vid)
     await commands.send(request, command)
     return commands.accepting(command, existing["name"], "cancelling")
-
-
-async def follow_variation(request: Request) -> Response:
-    """Server-sent events: a `snapshot` of the variation, then every event of its log (named by its
-    type) and every denoising step (`FamilyProgress`) as they happen. Any id may be followed before
-    its variation exists, so a client can listen before it posts."""
-    vid = _uuid(request)
-    feed: LiveFeed = request.app.state.live
-    try:
-        await asyncio.wait_for(feed.following.wait(), 10)
-    except TimeoutError:
-        raise Problem(503, "the event log is unreachable, retry later", headers=RETRY_LATER) from None
-
-    async def snapshot() -> Any:
-        async with request.app.state.pool.connection() as conn:
-            return await views.variation(conn, vid)
-
-    return EventSourceResponse(live.stream(feed, vid, snapshot), ping=15, send_timeout=30)
 
 
 async def list_variations(request: Request) -> Response:
@@ -184,7 +158,7 @@ async def list_variations(request: Request) -> Response:
 
 
 async def get_variation(request: Request) -> Response:
-    vid = _uuid(request)
+    vid = path_uuid(request)
     async with request.app.state.pool.connection() as conn:
         found = await views.variation(conn, vid)
     if found is None:
@@ -307,24 +281,6 @@ ENDPOINTS = (
             202: e.ACCEPTED,
             404: e.NOT_FOUND,
             409: e.Answer("the variation is not being drawn"),
-            **e.UNAVAILABLE,
-        },
-        (e.VARIATION_ID,),
-    ),
-    e.Endpoint(
-        ("GET",),
-        "/variations/{id}/live",
-        follow_variation,
-        e.READ,
-        "variations",
-        "Server-sent events: a snapshot, then every event and denoising step",
-        {
-            200: e.Answer(
-                "`snapshot`, then one event per message, named by its type",
-                None,
-                {"text/event-stream": {"schema": {"type": "string"}}},
-            ),
-            404: e.Answer("not a UUID"),
             **e.UNAVAILABLE,
         },
         (e.VARIATION_ID,),

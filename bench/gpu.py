@@ -7,7 +7,8 @@ full-size SDXL with random weights (the real cost; nothing is downloaded), withi
 It measures, in this order (each result is written as it comes, so a run cut short keeps its table):
 1. plain diffusers fp16, and the same seed twice: identical pixels or not;
 2. each lever alone (bf16, channels_last, fused_qkv, bf16+fp8, compile) at one batch and step count;
-3. plain and the best set at batch 1, 4 and 8, at 20 and 30 steps, and the best set's determinism.
+3. plain and the best set at batch 1, 4 and 8, at 20 and 30 steps, and the best set's determinism;
+4. the hi-res pass's cost: img2img at strength 0.3 on the hero family's master size (2560x1096).
 Per configuration: warm-up (compile, autotuning) apart from the steady state, images per second,
 peak GPU memory and the share of the GPU's bf16 peak that the SDXL FLOP count implies. Writes
 gpu.json and gpu.md to --out."""
@@ -158,6 +159,49 @@ def measure(pipe: Any, config: str, batch: int, steps: int, size: int, runs: int
     return run
 
 
+def measure_refine(
+    pipe: Any, config: str, batch: int, steps: int, size: tuple[int, int], runs: int, device: str
+) -> Run:
+    """The hi-res pass alone, as a worker runs it (inference/generation.py): SDXL img2img on the same
+    components at strength 0.3 and the master's size, on an upscaled drawing."""
+    from diffusers import StableDiffusionXLImg2ImgPipeline
+
+    refiner = StableDiffusionXLImg2ImgPipeline.from_pipe(pipe)
+    refiner.set_progress_bar_config(disable=True)
+    width, height = size
+    drawn = torch.rand(batch, 3, height // 2, width // 2, generator=torch.Generator("cpu").manual_seed(0))
+    image = torch.nn.functional.interpolate(drawn, size=(height, width), mode="bicubic").clamp(0, 1)
+
+    def call() -> None:
+        refiner(
+            prompt=[PROMPT] * batch,
+            negative_prompt=[NEGATIVE] * batch,
+            image=image,
+            strength=0.3,
+            num_inference_steps=steps,
+            guidance_scale=5.0,
+            generator=[torch.Generator("cpu").manual_seed(i) for i in range(batch)],
+            output_type="np",
+        )
+
+    run = Run(config, batch, steps)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    began = time.perf_counter()
+    call()
+    _sync(device)
+    run.warmup_s = time.perf_counter() - began
+    began = time.perf_counter()
+    for _ in range(runs):
+        call()
+    _sync(device)
+    run.seconds_per_call = (time.perf_counter() - began) / runs
+    run.images_per_s = batch / run.seconds_per_call
+    if device == "cuda":
+        run.peak_gb = torch.cuda.max_memory_allocated() / 1e9
+    return run
+
+
 def _levers(text: str, device: str) -> tuple[str, ...]:
     from inference import speed
 
@@ -251,6 +295,15 @@ def main(argv: list[str] | None = None) -> Proof:
                     record(measure(pipe, config, batch, steps, size, runs, device, same=same))
                 except Exception as exc:
                     record(Run(config, batch, steps, error=f"{type(exc).__name__}: {exc}"[:300]))
+    # 4. The hi-res pass's cost, on the fastest pipeline there is
+    hero = (320, 136) if args.smoke else (2560, 1096)
+    if left():
+        label = f"hi-res pass 0.3 at {hero[0]}x{hero[1]} ({best if fastest is not None else baseline})"
+        try:
+            refine_steps = 4 if args.smoke else 20  # int(steps x 0.3) must leave a step to run
+            record(measure_refine(fastest or plain, label, 1, refine_steps, hero, runs, device))
+        except Exception as exc:
+            record(Run(label, 1, alone_steps, error=f"{type(exc).__name__}: {exc}"[:300]))
     proof.notes.append(f"whole proof {time.monotonic() - began:.0f} s")
     proof.write(args.out)
     print(proof.markdown())

@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     generation_deadline_s: float = Field(default=900.0, gt=0.0, le=86_400.0)
     # Workers announce themselves this often; one unseen for three intervals is taken for dead.
     heartbeat_interval_s: float = Field(default=5.0, gt=0, le=300)
+    # A preview of the picture forming every this many denoising steps (at most twice a second), on
+    # imagegen.progress for the live views (inference/preview.py); 0: none.
+    preview_every_steps: int = Field(default=4, ge=0, le=150)
     # daily windows when normal jobs wait and DX jobs still run, e.g. "09:00-17:30,20:00-22:00" (streams/peak.py)
     peak_hours: str = ""
     peak_timezone: str = "UTC"

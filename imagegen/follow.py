@@ -21,9 +21,10 @@ DONE = ("completed", "partial", "failed", "cancelled")
 class Bars:
     """One bar per family: queued, started on a worker, each denoising step, and how it ended."""
 
-    def __init__(self, progress: Progress, families: list[str]) -> None:
+    def __init__(self, progress: Progress, families: list[str], previews: str = "") -> None:
         self.progress = progress
         self.tasks: dict[str, TaskID] = {f: progress.add_task(f, total=None, status="queued") for f in families}
+        self.previews, self.previewed = previews, set[str]()  # the families whose preview was pointed at
 
     def show(self, kind: str, data: dict[str, Any]) -> None:
         task = self.tasks.get(data.get("family", ""))
@@ -34,6 +35,9 @@ class Bars:
                 self.progress.update(task, status=f"drawing on {data['worker']}")
             case "FamilyProgress":
                 self.progress.update(task, completed=data["step"], total=data["steps"])
+            case "FamilyPreview" if data["family"] not in self.previewed:  # where to watch it form, once
+                self.previewed.add(data["family"])
+                self.progress.console.print(f"{data['family']}: forming at {self.previews}/{data['family']}/preview")
             case "FamilyCompleted":
                 total = self.progress.tasks[task].total or 1
                 self.progress.update(task, completed=total, total=total, status=f"done in {data['duration_s']:.1f} s")
@@ -70,7 +74,7 @@ def follow(api_url: str, body: dict[str, Any], timeout: float = 3600.0) -> dict[
         )
         if accepted["status"] != "accepted":  # "accepted": the same request was made before, and is done
             with Progress(*columns, console=console) as progress:
-                bars = Bars(progress, list(body["families"]))
+                bars = Bars(progress, list(body["families"]), f"{api_url}/api/images/variations/{vid}/families")
                 for event in live.iter_sse():  # a ping at least every 15 s keeps the read timeout away
                     if event.event == "snapshot":
                         continue

@@ -53,7 +53,13 @@ def cmd_generate(args: argparse.Namespace) -> None:
     body = dict(SAMPLE)
     body.update(name=args.name, families=args.families.split(","), category=args.category, isDxJob=args.dx)
     generation = {"prompt": args.prompt, "negativePrompt": args.negative_prompt, "model": args.model}
-    for field, value in (("seed", args.seed), ("inferenceSteps", args.steps), ("guidanceScale", args.guidance)):
+    given = (
+        ("seed", args.seed),
+        ("inferenceSteps", args.steps),
+        ("guidanceScale", args.guidance),
+        ("refine", args.refine),
+    )
+    for field, value in given:
         if value is not None:
             generation[field] = value
     body["generation"] = generation
@@ -71,6 +77,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     gen.add_argument("--seed", type=int)
     gen.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
     gen.add_argument("--guidance", type=float, help="guidance scale (default: the model's)")
+    gen.add_argument(
+        "--refine", type=float, help="a hi-res pass at this img2img strength, e.g. 0.3 (default: the model's)"
+    )
     gen.add_argument("--dx", action="store_true", help="a DX job: drawn before any normal job, even in peak hours")
     gen.add_argument("--follow", action="store_true", help="show each family's steps as it is drawn")
     gen.add_argument("--api", default=f"http://127.0.0.1:{settings().api_port}")

@@ -40,6 +40,8 @@ class ModelSpec:
     default_steps: int
     default_guidance: float
     draw_scale: float = 1.0  # the share of the family's SDXL bucket the model draws at
+    # the hi-res pass's strength when a variation names none (0: none; inference/generation.py)
+    default_refine: float = 0.0
     builtin: bool = False
     # A single-file checkpoint needs its pipeline's configs and tokenizers: a local diffusers
     # folder (no weights needed); by default SDXL base's, made offline by inference/sdxl.py.
@@ -102,12 +104,14 @@ def registry(env: Mapping[str, str] = os.environ) -> dict[str, ModelSpec]:
             description="Photorealistic SDXL (Juggernaut XL)",
             default_steps=30,
             default_guidance=5.0,
+            default_refine=0.3,
         ),
         ModelSpec(
             **configured("anime", "cagliostrolab/animagine-xl-3.1"),
             description="Anime and illustration SDXL (Animagine XL)",
             default_steps=28,
             default_guidance=7.0,
+            default_refine=0.3,
         ),
         ModelSpec(
             **configured("turbo", "stabilityai/sdxl-turbo"),
@@ -300,6 +304,7 @@ def describe(spec: ModelSpec, loaded: bool = False) -> dict[str, Any]:
         "source": spec.source,
         "defaultSteps": spec.default_steps,
         "defaultGuidance": spec.default_guidance,
+        "defaultRefine": spec.default_refine,
         "memoryGb": spec.memory_gb,
         "loaded": loaded,
         "available": available(spec),

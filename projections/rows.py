@@ -71,6 +71,7 @@ class Family:
     completed_at: datetime | None = None
     scheduler: str | None = None
     weights: str | None = None
+    refine: float | None = None
     warnings: list[str] = field(default_factory=list)
     subject_left: int | None = None
     subject_top: int | None = None
@@ -235,6 +236,7 @@ def _completed(fold: Fold, e: m.FamilyCompleted) -> None:
     )
     f.model, f.seed, f.duration_s, f.completed_at = e.model, e.seed, e.duration_s, e.occurred_at
     f.scheduler, f.weights, f.warnings = e.scheduler or None, e.weights or None, list(e.warnings)
+    f.refine = e.generation.refine if e.generation else None
     f.subject_left, f.subject_top, f.subject_width, f.subject_height = e.subject or (None, None, None, None)
     f.subject_reason = e.subject_reason
     fold.derivatives[(f.variation_id, f.family)] = [

@@ -55,7 +55,7 @@ async def _detail(conn: AsyncConnection, row: dict[str, Any] | None) -> dict[str
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             """select family, status, round, attempts, error, error_kind, master_url, width, height, bytes,
-                      duration_s, started_at, completed_at, model, seed, scheduler, weights, warnings,
+                      duration_s, started_at, completed_at, model, seed, scheduler, weights, refine, warnings,
                       subject_left, subject_top, subject_width, subject_height, subject_reason
                from families where variation_id = %s""",
             (row["id"],),
@@ -81,7 +81,13 @@ async def _detail(conn: AsyncConnection, row: dict[str, Any] | None) -> dict[str
             "height": f["height"],
             "bytes": f["bytes"],
             "durationSeconds": f["duration_s"],
-            "drawnWith": {"model": f["model"], "seed": f["seed"], "scheduler": f["scheduler"], "weights": f["weights"]},
+            "drawnWith": {
+                "model": f["model"],
+                "seed": f["seed"],
+                "scheduler": f["scheduler"],
+                "weights": f["weights"],
+                "refine": f["refine"],
+            },
             "warnings": f["warnings"],
             "subject": _box(f, "subject") | {"foundBy": f["subject_reason"]} if f["subject_left"] is not None else None,
             "startedAt": _iso(f["started_at"]),

@@ -177,10 +177,10 @@ def _presence(app: faust.App, jobs: FamilyJobs, settings: Settings, families: tu
 
 def _progress(app: faust.App, bootstrap_servers: str) -> Report:
     """The report a drawing calls at each denoising step, and the task that sends the steps out."""
-    steps: asyncio.Queue[operational.FamilyProgress] = asyncio.Queue(maxsize=10_000)
+    steps: asyncio.Queue[operational.Progress] = asyncio.Queue(maxsize=10_000)
 
-    def report(progress: operational.FamilyProgress) -> None:
-        """A denoising step done, from the drawing thread by way of the loop; sent in order."""
+    def report(progress: operational.Progress) -> None:
+        """A denoising step done (or a preview), from the drawing thread by way of the loop; sent in order."""
         with contextlib.suppress(asyncio.QueueFull):  # live status only: never hold a drawing up
             steps.put_nowait(progress)
 

@@ -46,7 +46,7 @@ from streams.messages import (
     VariationRejected,
     VariationRequested,
 )
-from streams.operational import FamilyProgress, QueueControl, WorkerHeartbeat
+from streams.operational import FamilyPreview, FamilyProgress, Progress, QueueControl, WorkerHeartbeat
 
 # --- the wire -------------------------------------------------------------------------------------
 
@@ -88,7 +88,7 @@ _heartbeat: TypeAdapter[WorkerHeartbeat] = TypeAdapter(WorkerHeartbeat)
 _control: TypeAdapter[QueueControl | VariationCancelled] = TypeAdapter(
     Annotated[QueueControl | VariationCancelled, Field(discriminator="type")]
 )
-_progress: TypeAdapter[FamilyProgress] = TypeAdapter(FamilyProgress)
+_progress: TypeAdapter[Progress] = TypeAdapter(Annotated[Progress, Field(discriminator="type")])
 
 WIRE_TYPE = re.compile(r"^[A-Za-z_]{1,64}$")
 
@@ -151,6 +151,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     GenerateFamily,
     WorkerHeartbeat,
     FamilyProgress,
+    FamilyPreview,
     QueueControl,
 )
 # the current version of each type, as its class declares it
@@ -236,7 +237,7 @@ def decode_control(raw: bytes | str | None) -> QueueControl | VariationCancelled
     return _decode(_control, raw)  # type: ignore[no-any-return]
 
 
-def decode_progress(raw: bytes | str | None) -> FamilyProgress:
+def decode_progress(raw: bytes | str | None) -> Progress:
     return _decode(_progress, raw)  # type: ignore[no-any-return]
 
 

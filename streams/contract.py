@@ -96,6 +96,7 @@ def document(table: FamilyTable) -> dict[str, Any]:
         *DOMAIN_EVENTS,
         operational.WorkerHeartbeat,
         operational.FamilyProgress,
+        operational.FamilyPreview,
         operational.QueueControl,
     )
     _, schemas = models_json_schema(
@@ -151,8 +152,9 @@ def document(table: FamilyTable) -> dict[str, Any]:
         ),
         "progress": _channel(
             topics.PROGRESS,
-            "Denoising steps of the jobs being drawn: ephemeral live status, not part of the log.",
-            (operational.FamilyProgress,),
+            "Denoising steps of the jobs being drawn, and previews of the picture forming: ephemeral live "
+            "status, not part of the log.",
+            (operational.FamilyProgress, operational.FamilyPreview),
         ),
         "workers": _channel(
             topics.WORKERS, "Worker heartbeats: ephemeral, not part of the log.", (operational.WorkerHeartbeat,)

@@ -4,6 +4,7 @@ A failure is an event (FamilyFailed), never a crashed consumer."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import contextvars
 import logging
@@ -17,9 +18,10 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from imagegen.config import Settings
+from inference import preview
 from inference.cutting import Cut, Encoding, cut_master
 from inference.framing import Subject
-from inference.generation import GenerationParams, batch_key, generate_batch
+from inference.generation import GenerationParams, OnLatents, OnStep, batch_key, generate_batch
 from inference.models import Pipelines
 from storage import Storage, derivative_key, master_key
 from streams import brand, operational
@@ -40,7 +42,8 @@ def out_of_memory(exc: BaseException) -> bool:
 
 Outcome = m.FamilyCompleted | m.FamilyFailed | m.FamilyCancelled
 Cancelled = Callable[[m.GenerateFamily], bool]  # asked from the drawing thread too
-Report = Callable[[operational.FamilyProgress], None]  # called on the event loop
+Report = Callable[[operational.Progress], None]  # called on the event loop
+PREVIEW_MIN_INTERVAL_S = 0.5  # previews at most twice a second, whatever the steps' pace
 
 
 class Released(Exception):
@@ -123,6 +126,7 @@ class FamilyJobs:
         # One drawing at a time per worker: a pipeline is not re-entrant and owns the device.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="draw")
         self.releasing = threading.Event()  # set when stopping: the drawing ends at its next step
+        self.preview_interval_s = PREVIEW_MIN_INTERVAL_S
         self._drawing = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -165,23 +169,21 @@ class FamilyJobs:
         return m.FamilyStarted(**_about(job, "started"), worker=WORKER)
 
     def progress(self, job: m.GenerateFamily, step: int, steps: int) -> operational.FamilyProgress:
-        return operational.FamilyProgress(
-            variation_id=job.variation_id,
-            job_id=job.job_id,
-            family=job.family,
-            round=job.round,
-            attempt=job.attempt,
-            step=step,
-            steps=steps,
-            sent_at=m.utcnow(),
-        )
+        return operational.FamilyProgress(**_at_step(job, step, steps))
 
-    def _draw(self, batch: list[m.GenerateFamily], on_step: Callable[[int, int], None]) -> list[Drawn]:
+    def preview(
+        self, job: m.GenerateFamily, step: int, steps: int, image: tuple[bytes, int, int]
+    ) -> operational.FamilyPreview:
+        data, width, height = image
+        encoded = base64.b64encode(data).decode()
+        return operational.FamilyPreview(**_at_step(job, step, steps), width=width, height=height, image=encoded)
+
+    def _draw(self, batch: list[m.GenerateFamily], on_step: OnStep, on_latents: OnLatents | None = None) -> list[Drawn]:
         first = batch[0]
         family = self.table.get(first.family)
         spec, pipeline = self.pipelines.get(first.generation.model)
         on_step(0, first.generation.steps)  # cancelled while waiting for the device: not drawn at all
-        masters = generate_batch(pipeline, spec, [_params(job) for job in batch], family, on_step)
+        masters = generate_batch(pipeline, spec, [_params(job) for job in batch], family, on_step, on_latents)
         encoding = self.encoding
         scheduler = type(cast(Any, pipeline).scheduler).__name__  # diffusers sets components at run time
         weights = self.pipelines.fingerprint(first.generation.model)
@@ -195,6 +197,7 @@ class FamilyJobs:
                 "model": g.model,
                 "steps": str(g.steps),
                 "guidance": str(g.guidance),
+                "refine": str(g.refine),
                 "variation": job.name,
                 "family": job.family,
             }
@@ -250,10 +253,27 @@ class FamilyJobs:
             if all(cancelled(job) for job in batch):
                 raise Stopped(step, steps)
 
+        every, last_preview = self.settings.preview_every_steps, [0.0]
+
+        def on_latents(step: int, steps: int, latents: Any) -> None:  # in the drawing thread
+            # every few steps, not the last (the master follows it), at most twice a second
+            if report is None or step % every or step >= steps:
+                return
+            if time.monotonic() - last_preview[0] < self.preview_interval_s:
+                return
+            last_preview[0] = time.monotonic()
+            for job, image in zip(batch, preview.previews(latents), strict=True):
+                loop.call_soon_threadsafe(report, self.preview(job, step, steps, image))
+
         try:
             # the drawing thread logs with the jobs' identity too (streams/logs.py)
             drawn = await loop.run_in_executor(
-                self.executor, contextvars.copy_context().run, self._draw, batch, on_step
+                self.executor,
+                contextvars.copy_context().run,
+                self._draw,
+                batch,
+                on_step,
+                on_latents if every and report is not None else None,
             )
         except Released:
             raise
@@ -310,9 +330,22 @@ class FamilyJobs:
         )
 
 
+def _at_step(job: m.GenerateFamily, step: int, steps: int) -> dict[str, Any]:
+    return dict(
+        variation_id=job.variation_id,
+        job_id=job.job_id,
+        family=job.family,
+        round=job.round,
+        attempt=job.attempt,
+        step=step,
+        steps=steps,
+        sent_at=m.utcnow(),
+    )
+
+
 def _params(job: m.GenerateFamily) -> GenerationParams:
     g = job.generation
-    return GenerationParams(g.prompt, brand.negative_prompt(job), g.seed, g.steps, g.guidance)
+    return GenerationParams(g.prompt, brand.negative_prompt(job), g.seed, g.steps, g.guidance, g.refine)
 
 
 def cancelled_job(job: m.GenerateFamily, at_step: int, steps: int) -> m.FamilyCancelled:

@@ -13,6 +13,7 @@ MAX_GUIDANCE = 30.0
 MAX_PROMPT = 2000
 MAX_MODEL_NAME = 64
 MAX_CATEGORY = 100
+MAX_REFINE = 0.8  # the hi-res pass's img2img strength: beyond, it redraws rather than refines
 MAX_NAME = 120
 # a variation's (and a set's) name: URL-safe, a path segment of its images' URLs
 NAME_PATTERN = rf"^[a-z0-9](?:[a-z0-9-]{{0,{MAX_NAME - 2}}}[a-z0-9])?$"
@@ -23,4 +24,5 @@ Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 Steps = Annotated[int, Field(ge=1, le=MAX_STEPS)]
 Guidance = Annotated[float, Field(ge=0.0, le=MAX_GUIDANCE)]
 Category = Annotated[str, Field(max_length=MAX_CATEGORY)]
+Refine = Annotated[float, Field(ge=0.0, le=MAX_REFINE)]
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]

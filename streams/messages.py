@@ -56,6 +56,9 @@ class Generation(BaseModel):
     model: str = Field(min_length=1, max_length=limits.MAX_MODEL_NAME)
     steps: limits.Steps
     guidance: limits.Guidance
+    # the hi-res pass: drawn at the bucket, upscaled to the master's size and refined by img2img at
+    # this strength, seeded from `seed` (0: none; absent in messages from before it, which had none)
+    refine: limits.Refine = 0.0
 
 
 class FocalPoint(BaseModel):

@@ -39,10 +39,9 @@ class WorkerHeartbeat(Message):
         return self.worker.encode()
 
 
-class FamilyProgress(Message):
-    """A denoising step done (imagegen.progress): ephemeral live status, not part of the log."""
+class JobStep(Message):
+    """Where a job's drawing is (imagegen.progress): ephemeral live status, not part of the log."""
 
-    type: Literal["FamilyProgress"] = "FamilyProgress"
     variation_id: uuid.UUID
     job_id: uuid.UUID
     family: str
@@ -52,10 +51,32 @@ class FamilyProgress(Message):
     steps: int
     sent_at: datetime
 
+
+class FamilyProgress(JobStep):
+    """A denoising step done (imagegen.progress): ephemeral live status, not part of the log."""
+
+    type: Literal["FamilyProgress"] = "FamilyProgress"
+
     @property
     def message_id(self) -> uuid.UUID:
         return derive_id(self.job_id, self.step)
 
+
+class FamilyPreview(JobStep):
+    """The picture forming at a denoising step (imagegen.progress): a small WebP made from the latents
+    (inference/preview.py), every PREVIEW_EVERY_STEPS steps and at most twice a second; ephemeral."""
+
+    type: Literal["FamilyPreview"] = "FamilyPreview"
+    width: int
+    height: int
+    image: str = Field(max_length=400_000, description="the WebP, base64")
+
+    @property
+    def message_id(self) -> uuid.UUID:
+        return derive_id(self.job_id, "preview", self.step)
+
+
+Progress = FamilyProgress | FamilyPreview
 
 ALL_FAMILIES = "*"
 

@@ -5,7 +5,7 @@
 import { liveUrl } from "./api.js";
 
 export const TYPES = ["snapshot", "VariationRequested", "VariationRejected", "RegenerationRequested",
-  "FamilyRetryRequested", "FamilyStarted", "FamilyProgress", "FamilyCompleted", "FamilyFailed", "FamilyCancelled",
+  "FamilyRetryRequested", "FamilyStarted", "FamilyProgress", "FamilyPreview", "FamilyCompleted", "FamilyFailed", "FamilyCancelled",
   "FamilyAbandoned", "VariationCompleted", "VariationPartial", "VariationFailed", "VariationCancelled"];
 
 // streams/messages.py NAMESPACE: ids are uuid5 of the name in it (the browser tests check the two agree)

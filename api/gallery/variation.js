@@ -24,6 +24,7 @@ export class VariationPage {
     this.view = null; // the variation as last read
     this.live = this.nothingLive(); // what the events said since then
     this.progress = {}; // family -> {step, steps}
+    this.previews = {}; // family -> {src, step, steps, round}: the picture forming, until its master comes
     this.updates = 0;
     this.stepsSeen = 0;
     this.table = [];
@@ -142,6 +143,14 @@ export class VariationPage {
     if (data.family && data.round !== undefined && type !== "FamilyRetryRequested" && this.stale(type, data)) return;
     const family = data.family ? (this.live.families[data.family] ??= {}) : null;
     const steps = data.steps || this.view?.generation.inferenceSteps || 1;
+    if (type === "FamilyPreview") {
+      this.previews[data.family] = { src: `data:image/webp;base64,${data.image}`, step: data.step, steps: data.steps,
+        round: data.round, width: data.width, height: data.height };
+      const shown = this.root.querySelector(`img[data-preview-of="${CSS.escape(data.family)}"]`);
+      if (shown) this.showPreview(shown, data.family);
+      else this.render(true);
+      return;
+    }
     if (type === "FamilyProgress") {
       this.stepsSeen += 1;
       this.progress[data.family] = { step: data.step, steps: data.steps };
@@ -248,7 +257,15 @@ export class VariationPage {
     }
   }
 
-  render() {
+  showPreview(img, name) {
+    const preview = this.previews[name];
+    img.src = preview.src;
+    img.dataset.step = String(preview.step);
+    const caption = img.closest("figure")?.querySelector("figcaption");
+    if (caption) caption.textContent = `forming: step ${preview.step} of ${preview.steps}`;
+  }
+
+  render(force = false) {
     if (this.closed) return;
     const view = this.shown();
     const status = this.status();
@@ -261,7 +278,7 @@ export class VariationPage {
     this.cancel.disabled = status !== "generating";
     // drawn again only when what it shows changed: its images are not made anew for nothing
     const drawing = JSON.stringify([view, this.live.reason]);
-    if (drawing === this.drawing) return this.showLive();
+    if (drawing === this.drawing && !force) return this.showLive();
     this.drawing = drawing;
     const focused = document.activeElement?.dataset?.key;
     if (!view) {
@@ -294,6 +311,18 @@ export class VariationPage {
           : null),
       family.error ? h("p", { class: "error" }, family.error) : null,
       family.status === "completed" && family.width
-        ? drawn(view, family, version, { table: this.table, crops: this.crops, root: this.root }) : null);
+        ? drawn(view, family, version, { table: this.table, crops: this.crops, root: this.root })
+        : this.preview(family));
+  }
+
+  /** The picture forming, shown where the master will be until it comes (a preview of this round). */
+  preview(family) {
+    const preview = this.previews[family.name];
+    if (!preview || preview.round !== family.round || family.status !== "generating") return null;
+    const img = h("img", { alt: `${family.name}, forming`, width: preview.width, height: preview.height,
+      "data-testid": "preview", "data-preview-of": family.name });
+    const figure = h("figure", { class: "preview" }, img, h("figcaption", { class: "hint" }));
+    this.showPreview(img, family.name);
+    return figure;
   }
 }

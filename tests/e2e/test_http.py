@@ -138,6 +138,27 @@ def test_regenerate_draws_byte_identical_masters(api, example):
         assert drawn["model"] == "tiny" and drawn["seed"] == 1234 and drawn["scheduler"] == "EulerDiscreteScheduler"
         assert drawn["weights"].startswith("sha256:") and second["drawnWith"] == drawn
         assert second["warnings"] == []
+        assert drawn["refine"] == 0.0  # the tiny model's default: no hi-res pass
+
+
+def test_a_hi_res_pass_is_asked_for_recorded_and_regenerated_alike(api, example):
+    body = {**EXAMPLE, "name": "hero-sunset-hires", "generation": {**EXAMPLE["generation"], "refine": 0.3}}
+    r = api.post("/api/images/variations", json=body)
+    assert r.status_code == 202, r.text
+    done = wait_for(api, r.json()["id"])
+    assert done["status"] == "completed"
+    refined, plain = masters(api, done), masters(api, example)
+    for family in done["families"]:
+        assert family["drawnWith"]["refine"] == 0.3, family["name"]
+        served = api.get(family["publicUrl"])
+        assert read_metadata(served.content)["refine"] == "0.3"  # and the file says so
+        assert refined[family["name"]] != plain[family["name"]]  # the same seed, refined
+    r = api.post(f"/api/images/variations/{done['id']}/regenerate")
+    again = wait_for(api, done["id"], lambda v: v["round"] == 2 and v["status"] in DONE)
+    assert all(f["drawnWith"]["refine"] == 0.3 for f in again["families"]) and masters(api, again) == refined
+    too_strong = {**body, "name": "too-strong", "generation": {**body["generation"], "refine": 0.95}}
+    refused = api.post("/api/images/variations", json=too_strong)
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "generation.refine"
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ cancelled drawing stops at a denoising step, a job not started is skipped, and n
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Callable
 
@@ -85,6 +86,21 @@ async def test_a_followed_variation_streams_each_family_s_steps_in_order(client:
         assert steps == [1, 2, 3, 4, 5, 6], (family, steps)
         mine = [i for i, e in enumerate(events) if json.loads(e.data).get("family") == family]
         assert events[mine[0]].event == "FamilyStarted" and events[mine[-1]].event == "FamilyCompleted"
+        # the picture forming: a preview every 4 steps (PREVIEW_EVERY_STEPS), right after its step
+        previews = [p for p in of(events, "FamilyPreview") if p["family"] == family]
+        assert [p["step"] for p in previews] == [4] and previews[0]["steps"] == 6, family
+        served = await client.get(f"/api/images/variations/{vid}/families/{family}/preview")
+        assert served.status_code == 200 and served.headers["content-type"] == "image/webp"
+        assert served.headers["x-preview-step"] == "4/6" and served.content[8:12] == b"WEBP"
+        assert served.content == base64.b64decode(previews[0]["image"])
+        ordered = [
+            (e.event, json.loads(e.data)["step"])
+            for e in events
+            if e.event in ("FamilyProgress", "FamilyPreview") and json.loads(e.data)["family"] == family
+        ]
+        assert ordered.index(("FamilyPreview", 4)) == ordered.index(("FamilyProgress", 4)) + 1
+    unseen = await client.get(f"/api/images/variations/{vid}/families/portrait/preview")
+    assert unseen.status_code == 404 and "no preview" in unseen.json()["message"]
 
     # a stream opened once the read model has caught up starts with its view
     async def view() -> dict:

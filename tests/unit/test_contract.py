@@ -166,15 +166,20 @@ def test_what_a_cancellation_and_its_live_status_send_fits_the_document() -> Non
         at_step=8,
         steps=30,
     )
+    preview = operational.FamilyPreview(
+        **progress.model_dump(exclude={"type", "version"}), width=256, height=110, image="UklGRg=="
+    )
     public = [p for e in more for p in domain.public_events(state, e)]
-    messages = [cancel, *more, *public, progress, stopped]
+    messages = [cancel, *more, *public, progress, preview, stopped]
     assert [json.loads(codec.encode(x))["type"] for x in messages] == [
         "CancelVariation",
         "VariationCancelled",
         "IMAGE_VARIATION_CANCELLED",
         "FamilyProgress",
+        "FamilyPreview",
         "FamilyCancelled",
     ]
+    assert codec.decode_progress(codec.encode(preview)) == preview
     for message in messages:
         validate(message)
 

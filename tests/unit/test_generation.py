@@ -22,6 +22,7 @@ from inference.generation import (
     draw_size,
     generate,
     generate_batch,
+    refine_size,
 )
 from inference.models import REGISTRY, ModelUnavailable, Pipelines, UnknownModel, registry
 from inference.tiny import build_tiny
@@ -153,6 +154,9 @@ class NeverCalled:
         ("steps", 2.5),
         ("guidance", -1.0),
         ("guidance", float("nan")),
+        ("refine", -0.1),
+        ("refine", 0.95),
+        ("refine", True),
     ],
 )
 def test_invalid_input_is_refused_naming_the_argument(argument: str, value: object) -> None:
@@ -237,6 +241,7 @@ def test_a_pipeline_is_loaded_once_and_listed(tiny: Path, monkeypatch: pytest.Mo
         "source": TINY.source,
         "defaultSteps": 4,
         "defaultGuidance": 5.0,
+        "defaultRefine": 0.0,
         "memoryGb": 0.05,
         "loaded": True,
         "available": True,
@@ -290,3 +295,29 @@ def test_a_batch_must_share_one_call_s_settings(pipeline: StableDiffusionXLPipel
         with pytest.raises(InvalidGenerationInput, match="`batch`"):
             generate_batch(pipeline, TINY, [PARAMS, other], SMALL)
     assert batch_key(PARAMS) == batch_key(dataclasses.replace(PARAMS, prompt="other", seed=1))
+    assert batch_key(PARAMS) != batch_key(dataclasses.replace(PARAMS, refine=0.3))  # one strength a call
+
+
+# --- the hi-res pass -------------------------------------------------------------------------
+
+
+def test_a_hi_res_pass_is_reproducible_byte_for_byte_and_changes_the_picture(
+    pipeline: StableDiffusionXLPipeline,
+) -> None:
+    landscape = families.load().get("landscape")
+    steps: list[tuple[int, int]] = []
+
+    def drawn(refine: float) -> bytes:
+        params = dataclasses.replace(PARAMS, steps=10, refine=refine)
+        return generate_batch(pipeline, TINY, [params], landscape, lambda *s: steps.append(s))[0].write_to_memory()
+
+    plain, refined = drawn(0.0), drawn(0.3)
+    counted, steps[:] = list(steps), []
+    assert drawn(0.3) == refined  # seeded from the job's seed: a regenerate draws the same pixels
+    assert refined != plain and drawn(0.5) != refined
+    # drawn at the bucket, then refined at the master's size (times the model's draw scale)
+    assert draw_size(landscape, TINY) == (168, 96) and refine_size(landscape, TINY) == (240, 136)
+    # 10 steps drawn, then int(10 x 0.3) = 3 refined: the progress counts on to 13 of 13
+    assert counted[-4:] == [(10, 13), (11, 13), (12, 13), (13, 13)]
+    mean = np.abs(np.frombuffer(plain, np.uint8).astype(int) - np.frombuffer(refined, np.uint8)).mean()
+    print(f"\n  refine 0.3 moves the landscape master's pixels by {mean:.1f} levels on average")

@@ -34,3 +34,5 @@ def test_the_proof_runs_on_the_cpu_and_writes_its_table(tmp_path: Path) -> None:
     assert all(r["images_per_s"] > 0 and r["warmup_s"] > 0 for r in best)
     assert any(r["identical_pixels"] for r in best)
     assert "| fused_qkv,channels_last | 2 | 3 |" in table and "vs diffusers" in table
+    (refine,) = [r for r in proof["runs"] if r["config"].startswith("hi-res pass 0.3 at 320x136")]
+    assert refine["error"] is None and refine["images_per_s"] > 0

@@ -4,6 +4,7 @@ out-of-memory error becomes a retryable FamilyFailed and the worker goes on serv
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,6 +91,7 @@ def test_each_denoising_step_is_reported_in_order(family_jobs: FamilyJobs) -> No
     drawn = job("kite-steps").model_copy(update={"generation": GEN.model_copy(update={"steps": 5})})
     outcome = asyncio.run(family_jobs.run_batch([drawn], report=steps.append))[0]
     assert isinstance(outcome, m.FamilyCompleted)
+    steps = [p for p in steps if isinstance(p, operational.FamilyProgress)]  # the previews between them: below
     assert [(p.step, p.steps) for p in steps] == [(1, 5), (2, 5), (3, 5), (4, 5), (5, 5)]
     assert {p.job_id for p in steps} == {drawn.job_id}
 
@@ -129,3 +131,27 @@ def test_a_drawing_past_its_deadline_fails_retryably_and_the_worker_goes_on(fami
     assert "exceeded the 1 s deadline at step" in failed.message
     assert not (Path(family_jobs.storage.root) / "kite-slow").exists()
     assert isinstance(asyncio.run(strict.run(job("kite-quick"))), m.FamilyCompleted)
+
+
+def test_previews_go_out_between_the_steps_in_order_and_never_for_the_last(family_jobs: FamilyJobs) -> None:
+    assert family_jobs.settings.preview_every_steps == 4  # the default: a preview every 4 steps
+    every_step = family_jobs.settings.model_copy(update={"preview_every_steps": 1})
+    previewing = FamilyJobs(every_step, load(), family_jobs.storage)
+    previewing.preview_interval_s = 0.0  # every step's preview, however fast the tiny model draws
+    reported: list[operational.Progress] = []
+    drawn = generate_family("previewed", "square", generation("a kite over dunes", 11, steps=4))
+    outcome = asyncio.run(previewing.run_batch([drawn], report=reported.append))[0]
+    assert isinstance(outcome, m.FamilyCompleted)
+    said = [(type(r).__name__, r.step) for r in reported]
+    assert said == [
+        ("FamilyProgress", 1),
+        ("FamilyPreview", 1),
+        ("FamilyProgress", 2),
+        ("FamilyPreview", 2),
+        ("FamilyProgress", 3),
+        ("FamilyPreview", 3),
+        ("FamilyProgress", 4),
+    ]
+    first = next(r for r in reported if isinstance(r, operational.FamilyPreview))
+    assert first.job_id == drawn.job_id and first.steps == 4 and max(first.width, first.height) == 256
+    assert base64.b64decode(first.image)[8:12] == b"WEBP"
