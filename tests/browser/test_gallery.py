@@ -325,6 +325,40 @@ def test_regenerate_retry_and_cancel_show_live_on_the_page(page: Any, api: httpx
     )
 
 
+def test_the_picture_forming_is_shown_where_the_master_will_be(page: Any, api: httpx.Client) -> None:
+    long = "gallery-aurora"
+    generation = generation_body("an aurora over a frozen lake", 6, steps=150)
+    r = api.post("/api/images/variations", json=create_body(long, generation, families=["landscape"]))
+    assert r.status_code == 202, r.text
+    vid = r.json()["id"]
+    page.goto(f"/gallery/#/v/{vid}")
+    landscape = page.locator('section[data-family="landscape"]')
+    shown = landscape.get_by_test_id("preview")
+    # a preview every 4 steps (at most twice a second), in place of the master, which is not there yet
+    page.wait_for_function(
+        "() => Number(document.querySelector('img[data-preview-of=\"landscape\"]')?.dataset.step) >= 4",
+        timeout=DRAWN,
+    )
+    first = int(shown.get_attribute("data-step"))
+    assert shown.get_attribute("src").startswith("data:image/webp;base64,")
+    page.wait_for_function(
+        f"() => Number(document.querySelector('img[data-preview-of=\"landscape\"]')?.dataset.step) > {first}",
+        timeout=DRAWN,
+    )
+    later = int(shown.get_attribute("data-step"))
+    assert later % 4 == 0 and later > first  # it changes as the drawing goes on, in place
+    assert shown.evaluate("(img) => img.decode().then(() => [img.naturalWidth, img.naturalHeight])") == [256, 146]
+    expect(landscape.locator("figcaption")).to_contain_text("of 150")
+    assert landscape.get_by_test_id("master").count() == 0
+    page.screenshot(path=SCREENSHOTS / "gallery-preview.png", full_page=True)
+    served = api.get(f"/api/images/variations/{vid}/families/landscape/preview")
+    assert served.status_code == 200 and int(served.headers["x-preview-step"].split("/")[0]) >= later
+    page.get_by_role("button", name="Cancel").click()  # the worker is shared: let it go
+    expect(page.get_by_test_id("status")).to_have_text("cancelled", timeout=DRAWN)
+    assert landscape.get_by_test_id("preview").count() == 0  # no longer forming
+    print(f"\npreviews at steps {first} and {later} of 150, in place, without a reload")
+
+
 def test_nothing_overflows_a_phone_s_width(browser: Any, api: httpx.Client, services) -> None:
     variation = drawn(api, "gallery-pier-1", ["square"], category="piers")
     context = browser.new_context(
