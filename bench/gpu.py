@@ -8,7 +8,8 @@ It measures, in this order (each result is written as it comes, so a run cut sho
 1. plain diffusers fp16, and the same seed twice: identical pixels or not;
 2. each lever alone (bf16, channels_last, fused_qkv, bf16+fp8, compile) at one batch and step count;
 3. plain and the best set at batch 1, 4 and 8, at 20 and 30 steps, and the best set's determinism;
-4. the hi-res pass's cost: img2img at strength 0.3 on the hero family's master size (2560x1096).
+4. the hi-res pass's cost: img2img at strength 0.3 on the hero family's master size (2560x1096);
+5. a live preview's cost: the latents of a batch of 4 at 1024x1024 to four 256 px WebPs.
 Per configuration: warm-up (compile, autotuning) apart from the steady state, images per second,
 peak GPU memory and the share of the GPU's bf16 peak that the SDXL FLOP count implies. Writes
 gpu.json and gpu.md to --out."""
@@ -304,6 +305,18 @@ def main(argv: list[str] | None = None) -> Proof:
             record(measure_refine(fastest or plain, label, 1, refine_steps, hero, runs, device))
         except Exception as exc:
             record(Run(label, 1, alone_steps, error=f"{type(exc).__name__}: {exc}"[:300]))
+    # 5. A live preview's cost (inference/preview.py), per batch of 4, from latents on the device
+    try:
+        from inference import preview
+
+        latents = torch.randn(4, 4, size // 8, size // 8, device=device)
+        preview.previews(latents)
+        timed = time.perf_counter()
+        for _ in range(10):
+            preview.previews(latents)
+        proof.notes.append(f"a preview of a batch of 4: {(time.perf_counter() - timed) * 100:.1f} ms (mean of 10)")
+    except Exception as exc:
+        proof.notes.append(f"previews not timed: {type(exc).__name__}: {exc}"[:300])
     proof.notes.append(f"whole proof {time.monotonic() - began:.0f} s")
     proof.write(args.out)
     print(proof.markdown())

@@ -114,13 +114,16 @@ def generate_batch(
     family: Family,
     on_step: OnStep | None = None,
     on_latents: OnLatents | None = None,
+    pad_to: int | None = None,
 ) -> list[pyvips.Image]:
     """Draw several masters of one family in one pipeline call, one generator per job, so each job
     gets the picture it would get alone (up to the last bit of floating-point rounding).
 
     `on_step(step, steps)` is called after each denoising step (from 1); what it raises stops the
     drawing there and comes out of this call. `on_latents(step, steps, latents)`, after it, is given
-    the latents (for previews: inference/preview.py)."""
+    the latents (for previews: inference/preview.py). `pad_to`: the batch is drawn at this size, the
+    last job repeated (a compiled UNet's shapes never change: inference/compiled.py), and the
+    repeats dropped; each job's picture is what it would be alone."""
     # 1. Check inputs
     if not batch:
         raise InvalidGenerationInput("batch", "must hold at least one job")
@@ -132,6 +135,9 @@ def generate_batch(
         )
     first = batch[0]
     width, height = draw_size(family, spec)
+    wanted = len(batch)
+    if pad_to is not None and pad_to > wanted:
+        batch = [*batch, *[batch[-1]] * (pad_to - wanted)]
 
     # 2. Seed each job. The starting noise is drawn on the CPU, so it is the same whatever the device.
     generators = [torch.Generator("cpu").manual_seed(p.seed) for p in batch]
@@ -188,7 +194,7 @@ def generate_batch(
             ).images
 
     masters = []
-    for image in images:
+    for image in images[:wanted]:
         # 5. Resize to the master size (the bucket's ratio is near, not equal, to the family's)
         # in memory, so that it no longer refers to the numpy array
         masters.append(resize_to(_to_image(image), family.width, family.height).copy_memory())

@@ -5,10 +5,11 @@ matrix product over a 128x128 latent and a small WebP."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import numpy as np
-import pyvips
+from PIL import Image
 
 # latent channel -> (R, G, B), and the bias, fitted for SDXL's VAE (the values ComfyUI ships)
 SDXL_LATENT_RGB = np.array(
@@ -33,10 +34,14 @@ def pictures(latents: Any) -> list[np.ndarray]:
 
 
 def webp(picture: np.ndarray, side: int = SIDE) -> tuple[bytes, int, int]:
-    """A picture scaled (bilinear: it is a preview) so its longer side is `side`, as WebP, with its size."""
-    image = pyvips.Image.new_from_array(np.ascontiguousarray(picture)).copy(interpretation="srgb")
-    image = image.resize(side / max(image.width, image.height), kernel="linear")
-    return bytes(image.webpsave_buffer(Q=QUALITY, effort=0, keep="none")), image.width, image.height
+    """A picture scaled (bilinear: it is a preview) so its longer side is `side`, as WebP, with its size.
+    Pillow, not pyvips: a preview is small, and the GPU proof runs it where only Pillow is."""
+    image = Image.fromarray(np.ascontiguousarray(picture), "RGB")
+    scale = side / max(image.width, image.height)
+    image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BILINEAR)
+    out = io.BytesIO()
+    image.save(out, "WEBP", quality=QUALITY, method=0)
+    return out.getvalue(), image.width, image.height
 
 
 def previews(latents: Any, side: int = SIDE) -> list[tuple[bytes, int, int]]:

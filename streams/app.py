@@ -163,12 +163,25 @@ def _presence(app: faust.App, jobs: FamilyJobs, settings: Settings, families: tu
         await app.send(topics.WORKERS, key=beat.key, value=codec.encode(beat))
 
     async def load_default_model() -> None:
-        """Load the default model before the first job asks for it (jobs queue behind this)."""
+        """Load the default model before the first job asks for it, and where it is compiled, compile
+        every shape served (jobs queue behind this)."""
+        loop = asyncio.get_running_loop()
         try:
-            await asyncio.get_running_loop().run_in_executor(jobs.executor, jobs.pipelines.get, settings.default_model)
+            await loop.run_in_executor(jobs.executor, jobs.pipelines.get, settings.default_model)
             log.info("default model %s loaded", settings.default_model)
         except Exception as exc:  # a worker without those weights still serves other models
             log.warning("default model %s not loaded: %s", settings.default_model, exc)
+            await heartbeat()
+            return
+        if await loop.run_in_executor(jobs.executor, jobs.compiles, settings.default_model):
+            jobs.warming = True
+            await heartbeat()  # "warming" until every shape served is compiled
+            try:
+                await loop.run_in_executor(jobs.executor, jobs.warm, settings.default_model, families)
+            except Exception as exc:  # the jobs compile the shapes then, one by one
+                log.warning("default model %s not compiled ahead: %s", settings.default_model, exc)
+            finally:
+                jobs.warming = False
         await heartbeat()
 
     app.task(load_default_model)

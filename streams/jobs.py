@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from imagegen.config import Settings
-from inference import preview
+from inference import compiled, preview
 from inference.cutting import Cut, Encoding, cut_master
 from inference.framing import Subject
 from inference.generation import GenerationParams, OnLatents, OnStep, batch_key, generate_batch
@@ -127,6 +127,8 @@ class FamilyJobs:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="draw")
         self.releasing = threading.Event()  # set when stopping: the drawing ends at its next step
         self.preview_interval_s = PREVIEW_MIN_INTERVAL_S
+        self.warming = False
+        self.sizes = compiled.batch_sizes(settings.batch_size)  # compiled batch sizes, where compiled
         self._drawing = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -161,9 +163,21 @@ class FamilyJobs:
             free_memory_bytes=free,
             device_memory_total_bytes=total,
             device_memory_allocated_bytes=allocated,
+            state="warming" if self.warming else "ready",
             interval_s=self.settings.heartbeat_interval_s,
             sent_at=m.utcnow(),
         )
+
+    def compiles(self, model: str) -> bool:
+        """Whether `model`'s pipeline has a compiled UNet (SPEED_LEVERS compile), loading it if need be."""
+        return compiled.is_compiled(self.pipelines.get(model)[1])
+
+    def warm(self, model: str, families: tuple[str, ...]) -> None:
+        """Draw one step at every shape served, so each is compiled before the first job (in the
+        drawing thread, so jobs queue behind it; `warming` says so in the heartbeat meanwhile)."""
+        spec, pipeline = self.pipelines.get(model)
+        shapes, seconds = compiled.warm(pipeline, spec, self.table.subset(families), self.sizes)
+        log.info("compiled %s for %d shapes (batch sizes %s) in %.0f s", model, shapes, self.sizes, seconds)
 
     def started(self, job: m.GenerateFamily) -> m.FamilyStarted:
         return m.FamilyStarted(**_about(job, "started"), worker=WORKER)
@@ -183,7 +197,8 @@ class FamilyJobs:
         family = self.table.get(first.family)
         spec, pipeline = self.pipelines.get(first.generation.model)
         on_step(0, first.generation.steps)  # cancelled while waiting for the device: not drawn at all
-        masters = generate_batch(pipeline, spec, [_params(job) for job in batch], family, on_step, on_latents)
+        pad = compiled.padded(len(batch), self.sizes) if compiled.is_compiled(pipeline) else None
+        masters = generate_batch(pipeline, spec, [_params(job) for job in batch], family, on_step, on_latents, pad)
         encoding = self.encoding
         scheduler = type(cast(Any, pipeline).scheduler).__name__  # diffusers sets components at run time
         weights = self.pipelines.fingerprint(first.generation.model)

@@ -27,6 +27,8 @@ class WorkerHeartbeat(Message):
     free_memory_bytes: int | None
     device_memory_total_bytes: int | None = None
     device_memory_allocated_bytes: int | None = None
+    # warming: compiling the shapes it serves before its first job (inference/compiled.py)
+    state: Literal["warming", "ready"] = "ready"
     interval_s: float
     sent_at: datetime
 
