@@ -199,3 +199,7 @@ def test_generate_follow_shows_each_family_s_bar_then_prints_the_urls(services) 
         ), run.stderr
     assert "follow-fjord" in run.stdout and ": completed" in run.stdout
     assert f"{services.api_url}/api/images/follow-fjord/square" in run.stdout
+    vid = m.variation_id("follow-fjord")  # and, while it drew, where to watch each family form
+    for family in ("square", "landscape"):
+        where = f"{family}: forming at {services.api_url}/api/images/variations/{vid}/families/{family}/preview"
+        assert where in " ".join(run.stderr.split()), run.stderr
