@@ -23,7 +23,8 @@ from streams.brand import BrandPolicy
 from streams.control import QueueControls
 from streams.families import FamilyTable
 from streams.gate import PriorityGate
-from streams.jobs import FamilyJobs, Released, Report, batches, cancelled_job
+from streams.jobs import FamilyJobs, Report, batches
+from streams.outcomes import Released, cancelled_job
 from streams.peak import PeakHours
 
 log = logging.getLogger(__name__)

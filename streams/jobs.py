@@ -24,43 +24,16 @@ from inference.framing import Subject
 from inference.generation import GenerationParams, OnLatents, OnStep, batch_key, generate_batch
 from inference.models import Pipelines
 from storage import Storage, derivative_key, master_key
-from streams import brand, operational
+from streams import brand, operational, outcomes
 from streams import messages as m
 from streams.families import FamilyTable
 
 log = logging.getLogger(__name__)
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
-# Errors a second attempt may cure (a busy or out-of-memory device, a storage hiccup).
-RETRYABLE = (MemoryError, TimeoutError, ConnectionError, OSError)
-
-
-def out_of_memory(exc: BaseException) -> bool:
-    """torch.OutOfMemoryError (CUDA's) or the host's MemoryError, without importing torch here."""
-    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
-
-
-Outcome = m.FamilyCompleted | m.FamilyFailed | m.FamilyCancelled
 Cancelled = Callable[[m.GenerateFamily], bool]  # asked from the drawing thread too
 Report = Callable[[operational.Progress], None]  # called on the event loop
 PREVIEW_MIN_INTERVAL_S = 0.5  # previews at most twice a second, whatever the steps' pace
-
-
-class Released(Exception):
-    """The worker is stopping and let go of the drawing: nothing is sent for it, and its offset is
-    not committed, so another worker draws it."""
-
-
-class DeadlineExceeded(TimeoutError):
-    """A drawing ran past GENERATION_DEADLINE_S: it stops at its next step and its jobs fail, retryably."""
-
-
-class Stopped(Exception):
-    """Every job of the call was cancelled: the drawing stops at `step` of `steps`."""
-
-    def __init__(self, step: int, steps: int) -> None:
-        super().__init__(f"cancelled at step {step} of {steps}")
-        self.step, self.steps = step, steps
 
 
 @dataclass(frozen=True)
@@ -70,28 +43,6 @@ class Drawn:
     subject: Subject
     scheduler: str
     weights: str
-
-
-def _about(job: m.GenerateFamily, outcome: str) -> dict[str, Any]:
-    """The fields every event about a job carries; its id is derived from the job and the outcome."""
-    return dict(
-        event_id=m.derive_id(job.job_id, outcome),
-        variation_id=job.variation_id,
-        occurred_at=m.utcnow(),
-        job_id=job.job_id,
-        family=job.family,
-        round=job.round,
-        attempt=job.attempt,
-    )
-
-
-def _weights_warning(job: m.GenerateFamily, weights: str) -> tuple[str, ...]:
-    if job.expected_weights is None or job.expected_weights == weights:
-        return ()
-    return (
-        f"model {job.generation.model!r} weights changed since the last round "
-        f"({job.expected_weights} -> {weights}): the pixels may differ",
-    )
 
 
 def memory(device: str) -> tuple[int | None, int | None, int | None]:
@@ -180,17 +131,19 @@ class FamilyJobs:
         log.info("compiled %s for %d shapes (batch sizes %s) in %.0f s", model, shapes, self.sizes, seconds)
 
     def started(self, job: m.GenerateFamily) -> m.FamilyStarted:
-        return m.FamilyStarted(**_about(job, "started"), worker=WORKER)
+        return m.FamilyStarted(**outcomes.about(job, "started"), worker=WORKER)
 
     def progress(self, job: m.GenerateFamily, step: int, steps: int) -> operational.FamilyProgress:
-        return operational.FamilyProgress(**_at_step(job, step, steps))
+        return operational.FamilyProgress(**outcomes.at_step(job, step, steps))
 
     def preview(
         self, job: m.GenerateFamily, step: int, steps: int, image: tuple[bytes, int, int]
     ) -> operational.FamilyPreview:
         data, width, height = image
         encoded = base64.b64encode(data).decode()
-        return operational.FamilyPreview(**_at_step(job, step, steps), width=width, height=height, image=encoded)
+        return operational.FamilyPreview(
+            **outcomes.at_step(job, step, steps), width=width, height=height, image=encoded
+        )
 
     def _draw(self, batch: list[m.GenerateFamily], on_step: OnStep, on_latents: OnLatents | None = None) -> list[Drawn]:
         first = batch[0]
@@ -241,12 +194,12 @@ class FamilyJobs:
             **framing,
         )
 
-    async def run(self, job: m.GenerateFamily) -> Outcome:
+    async def run(self, job: m.GenerateFamily) -> outcomes.Outcome:
         return (await self.run_batch([job]))[0]
 
     async def run_batch(
         self, batch: list[m.GenerateFamily], cancelled: Cancelled = lambda job: False, report: Report | None = None
-    ) -> list[Outcome]:
+    ) -> list[outcomes.Outcome]:
         """Jobs of one family that can share a pipeline call (`batches`), drawn in one call; each
         gets its own outcome. Each denoising step is reported; the call stops at the step by which
         every job of it is `cancelled`, and a cancelled job's drawing is not stored."""
@@ -257,16 +210,16 @@ class FamilyJobs:
 
         def on_step(step: int, steps: int) -> None:  # in the drawing thread
             if time.monotonic() > deadline:
-                raise DeadlineExceeded(
+                raise outcomes.DeadlineExceeded(
                     f"drawing exceeded the {self.settings.generation_deadline_s:g} s deadline at step {step} of {steps}"
                 )
             if self.releasing.is_set():
-                raise Released(f"released at step {step} of {steps}: the worker is stopping")
+                raise outcomes.Released(f"released at step {step} of {steps}: the worker is stopping")
             if report is not None and step:
                 for job in batch:
                     loop.call_soon_threadsafe(report, self.progress(job, step, steps))
             if all(cancelled(job) for job in batch):
-                raise Stopped(step, steps)
+                raise outcomes.Stopped(step, steps)
 
         every, last_preview = self.settings.preview_every_steps, [0.0]
 
@@ -290,9 +243,9 @@ class FamilyJobs:
                 on_step,
                 on_latents if every and report is not None else None,
             )
-        except Released:
+        except outcomes.Released:
             raise
-        except Stopped as stop:
+        except outcomes.Stopped as stop:
             log.info(
                 "%s of %s stopped at step %d of %d: cancelled",
                 batch[0].family,
@@ -300,24 +253,24 @@ class FamilyJobs:
                 stop.step,
                 stop.steps,
             )
-            return [cancelled_job(job, stop.step, stop.steps) for job in batch]
+            return [outcomes.cancelled_job(job, stop.step, stop.steps) for job in batch]
         except Exception as exc:
             log.exception("family %s failed for %s", batch[0].family, [job.name for job in batch])
-            oom = out_of_memory(exc)
+            oom = outcomes.out_of_memory(exc)
             if oom:  # the worker keeps serving: free what the failed call held
                 await loop.run_in_executor(self.executor, self.pipelines.release_memory)
-            return [_failed(job, exc, oom) for job in batch]
-        outcomes: list[Outcome] = []
+            return [outcomes.failed(job, exc, oom) for job in batch]
+        ended: list[outcomes.Outcome] = []
         for job, one in zip(batch, drawn, strict=True):
             if cancelled(job):  # drawn with others that were not: not stored
-                outcomes.append(cancelled_job(job, job.generation.steps, job.generation.steps))
+                ended.append(outcomes.cancelled_job(job, job.generation.steps, job.generation.steps))
                 continue
             try:
-                outcomes.append(await self._completed(job, one, time.perf_counter() - began))
+                ended.append(await self._completed(job, one, time.perf_counter() - began))
             except Exception as exc:
                 log.exception("storing family %s of %s failed", job.family, job.name)
-                outcomes.append(_failed(job, exc, False))
-        return outcomes
+                ended.append(outcomes.failed(job, exc, False))
+        return ended
 
     async def _completed(self, job: m.GenerateFamily, drawn: Drawn, duration_s: float) -> m.FamilyCompleted:
         family = self.table.get(job.family)
@@ -330,7 +283,7 @@ class FamilyJobs:
             derivatives.append(await self._store(job.name, c.name, key, c.data, (c.width, c.height), c))
         box = drawn.subject.box
         return m.FamilyCompleted(
-            **_about(job, "completed"),
+            **outcomes.about(job, "completed"),
             master=master,
             derivatives=tuple(derivatives),
             model=job.generation.model,
@@ -339,41 +292,15 @@ class FamilyJobs:
             generation=job.generation,
             scheduler=drawn.scheduler,
             weights=drawn.weights,
-            warnings=_weights_warning(job, drawn.weights),
+            warnings=outcomes.weights_warning(job, drawn.weights),
             subject=(round(box.left), round(box.top), round(box.width), round(box.height)),
             subject_reason=drawn.subject.reason,
         )
 
 
-def _at_step(job: m.GenerateFamily, step: int, steps: int) -> dict[str, Any]:
-    return dict(
-        variation_id=job.variation_id,
-        job_id=job.job_id,
-        family=job.family,
-        round=job.round,
-        attempt=job.attempt,
-        step=step,
-        steps=steps,
-        sent_at=m.utcnow(),
-    )
-
-
 def _params(job: m.GenerateFamily) -> GenerationParams:
     g = job.generation
     return GenerationParams(g.prompt, brand.negative_prompt(job), g.seed, g.steps, g.guidance, g.refine)
-
-
-def cancelled_job(job: m.GenerateFamily, at_step: int, steps: int) -> m.FamilyCancelled:
-    return m.FamilyCancelled(**_about(job, "cancelled"), at_step=at_step, steps=steps)
-
-
-def _failed(job: m.GenerateFamily, exc: Exception, oom: bool) -> m.FamilyFailed:
-    return m.FamilyFailed(
-        **_about(job, "failed"),
-        error_kind=type(exc).__name__,
-        message=str(exc) or type(exc).__name__,
-        retryable=oom or isinstance(exc, RETRYABLE),
-    )
 
 
 def batches(jobs: list[m.GenerateFamily]) -> list[list[m.GenerateFamily]]:
