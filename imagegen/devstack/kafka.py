@@ -10,25 +10,24 @@ its own process id.
 from __future__ import annotations
 
 import atexit
-import base64
 import contextlib
 import json
 import logging
 import os
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import tempfile
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from imagegen.devstack import probe
 from imagegen.devstack.maven import BrokerError, jars, version
+from imagegen.devstack.probe import metadata
 from imagegen.devstack.processes import free_ports, port_free, signal_and_wait, tail
 
 log = logging.getLogger(__name__)
@@ -63,28 +62,6 @@ logger.kafka.level = INFO
 logger.server.name = org.apache.kafka
 logger.server.level = WARN
 """
-
-
-def metadata(port: int, timeout: float = 1.0) -> list[tuple[int, str, int]]:
-    """A raw Metadata v1 request for no topic: the brokers the node advertises, as (id, host, port).
-    It proves the node serves the protocol and has joined the cluster (an open port does not), and
-    being plain sockets it also works inside a running event loop."""
-    client = b"imagegen-launcher"
-    request = struct.pack(">hhih", 3, 1, 1, len(client)) + client + struct.pack(">i", 0)  # 0 topics
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(struct.pack(">i", len(request)) + request)
-        f = s.makefile("rb")  # read(n) returns short only at EOF, which then fails to unpack
-        (size,) = struct.unpack(">i", f.read(4))
-        body = f.read(size)
-    (count,), at, brokers = struct.unpack(">i", body[4:8]), 8, []
-    for _ in range(count):
-        node, host_len = struct.unpack(">ih", body[at : at + 6])
-        host = body[at + 6 : at + 6 + host_len].decode()
-        at += 6 + host_len
-        (broker_port, rack_len) = struct.unpack(">ih", body[at : at + 6])
-        at += 6 + max(rack_len, 0)
-        brokers.append((node, host, broker_port))
-    return brokers
 
 
 @dataclass
@@ -171,6 +148,17 @@ class Kafka:
             n.port, n.controller_port = port, controller
         self._ports_file().write_text(json.dumps({n.node_id: [n.port, n.controller_port] for n in self.nodes}))
 
+    def _fresh_ports(self) -> None:
+        fresh = free_ports(2 * len(self.nodes))
+        for n, port, controller in zip(self.nodes, fresh[::2], fresh[1::2], strict=True):
+            n.port, n.controller_port = port, controller
+        self._ports_file().write_text(json.dumps({n.node_id: [n.port, n.controller_port] for n in self.nodes}))
+
+    def _configure(self) -> None:
+        for n in self.nodes:
+            n.folder.mkdir(parents=True, exist_ok=True)
+            (n.folder / "server.properties").write_text(self._properties(n))
+
     def _properties(self, n: Node) -> str:
         voters = ",".join(f"{v.node_id}@127.0.0.1:{v.controller_port}" for v in self.nodes)
         replication = str(min(3, len(self.nodes)))
@@ -233,22 +221,32 @@ class Kafka:
         (self.folder / "log4j2.properties").write_text(LOG4J2)
         cluster_file = self.folder / "cluster.id"
         if not cluster_file.is_file():
-            cluster_file.write_text(_cluster_id())
+            cluster_file.write_text(probe.cluster_id())
         cluster_id = cluster_file.read_text().strip()
         self._choose_ports()
-        for n in self.nodes:
-            n.folder.mkdir(parents=True, exist_ok=True)
-            (n.folder / "server.properties").write_text(self._properties(n))
+        self._configure()
         with ThreadPoolExecutor(len(self.nodes)) as pool:  # formatting is a JVM start each
             list(pool.map(lambda n: self._format(n, lib, cluster_id), self.nodes))
         atexit.register(self.stop)
-        try:
-            for n in self.nodes:
-                self._spawn(n, lib)
-            self._wait_ready(self.nodes)
-        except BaseException:
-            self.stop()
-            raise
+        for attempt in range(1, BIND_ATTEMPTS + 1):
+            try:
+                for n in self.nodes:
+                    self._spawn(n, lib)
+                self._wait_ready(self.nodes)
+                break
+            except BrokerError as exc:
+                # a port found free was taken before the node bound it (another process's outgoing
+                # connection may be given it): start again on fresh ports
+                if attempt == BIND_ATTEMPTS or not any(_lost_its_port(n) for n in self.nodes):
+                    self.stop()
+                    raise
+                self._halt()
+                log.warning("kafka: a port was taken before it was bound (%s); fresh ports", str(exc).splitlines()[0])
+                self._fresh_ports()
+                self._configure()
+            except BaseException:
+                self.stop()
+                raise
         self.ready_s = time.monotonic() - started
         log.info("kafka %s ready on %s in %.2fs", version(), self.bootstrap_servers, self.ready_s)
         return self
@@ -317,6 +315,12 @@ class Kafka:
         """Stop every node: at once when its data is thrown away, else in order (a clean shutdown
         spares the next start a log recovery)."""
         atexit.unregister(self.stop)
+        self._halt(timeout)
+        if self._owns_folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _halt(self, timeout: float = 30.0) -> None:
+        """Stop every node's process, keeping the folder."""
 
         def stop_one(n: Node) -> None:
             proc, n.process = n.process, None
@@ -335,8 +339,6 @@ class Kafka:
 
         with ThreadPoolExecutor(len(self.nodes)) as pool:
             list(pool.map(stop_one, self.nodes))
-        if self._owns_folder:
-            shutil.rmtree(self.folder, ignore_errors=True)
 
     def __enter__(self) -> Kafka:
         return self.start()
@@ -347,9 +349,11 @@ class Kafka:
         self.stop()
 
 
-def _cluster_id() -> str:
-    """A random cluster id as Kafka's own `Uuid.randomUuid()` makes one: URL-safe base64 of 16 bytes,
-    never starting with '-', which the storage tool's command line would take for an option."""
-    while (made := base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()).startswith("-"):
-        pass
-    return made
+BIND_ATTEMPTS = 3
+
+
+def _lost_its_port(n: Node) -> bool:
+    """Whether the node's last start ended on a port taken under it."""
+    with contextlib.suppress(OSError):
+        return "Address already in use" in tail(n.log_path, 200)
+    return False

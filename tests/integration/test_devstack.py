@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from imagegen.devstack import DevStack, pid_alive
-from imagegen.devstack.kafka import metadata
+from imagegen.devstack.probe import metadata
 from projections.rebuild import forget, past_the_log
 from streams import clients, codec, families, topics
 from tests.integration.kafka import produce
@@ -191,7 +191,25 @@ async def test_a_read_model_past_the_log_is_noticed_and_rebuilt_from_the_log() -
 
 
 def test_a_new_cluster_id_never_starts_with_a_dash_which_the_storage_tool_would_take_for_an_option() -> None:
-    from imagegen.devstack.kafka import _cluster_id
+    from imagegen.devstack.probe import cluster_id
 
-    made = [_cluster_id() for _ in range(5000)]  # 1 in 64 would start with '-' if nothing kept it off
+    made = [cluster_id() for _ in range(5000)]  # 1 in 64 would start with '-' if nothing kept it off
     assert not [m for m in made if m.startswith("-")] and {len(m) for m in made} == {22}
+
+
+def test_a_port_taken_between_its_choice_and_its_bind_is_given_up_for_fresh_ones(monkeypatch) -> None:
+    import socket
+
+    from imagegen.devstack import kafka
+
+    with socket.socket() as taken:  # a port the node is given, then finds in use when it binds
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setattr(kafka, "port_free", lambda p: True)  # the race: free when chosen
+        node = kafka.Kafka(preferred=(port, kafka.free_ports(1)[0])).start()
+        try:
+            assert node.nodes[0].port != port and metadata(node.nodes[0].port)
+            assert "Address already in use" in node.nodes[0].log_path.read_text()  # the first try's end
+        finally:
+            node.stop()
