@@ -14,9 +14,9 @@ import torch
 from imagegen.config import Settings
 from inference.models import Pipelines
 from storage import FileStorage
+from streams import codec, operational
 from streams import jobs as jobs_module
 from streams import messages as m
-from streams import operational
 from streams.families import load
 from streams.jobs import FamilyJobs, batches
 from tests.builders import generate_family, generation
@@ -155,3 +155,14 @@ def test_previews_go_out_between_the_steps_in_order_and_never_for_the_last(famil
     first = next(r for r in reported if isinstance(r, operational.FamilyPreview))
     assert first.job_id == drawn.job_id and first.steps == 4 and max(first.width, first.height) == 256
     assert base64.b64decode(first.image)[8:12] == b"WEBP"
+
+
+def test_a_worker_compiling_its_shapes_says_warming_in_its_heartbeat(family_jobs: FamilyJobs) -> None:
+    assert family_jobs.heartbeat(("square",)).state == "ready"
+    assert not family_jobs.compiles("tiny")  # the levers are for real models: tiny is never compiled
+    family_jobs.warming = True
+    try:
+        beat = family_jobs.heartbeat(("square",))
+        assert beat.state == "warming" and codec.decode_heartbeat(codec.encode(beat)).state == "warming"
+    finally:
+        family_jobs.warming = False
