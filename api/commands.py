@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from api import endpoint as e
 from api import responses as r
-from api.problems import RETRY_LATER, Problem
+from api.problems import RETRY_LATER, Problem, path_uuid
 from projections import views
 from streams import codec, topics
 from streams import messages as m
@@ -72,10 +72,7 @@ def regenerate(vid: uuid.UUID, round_: int) -> m.RegenerateVariation:
 
 
 async def get_command(request: Request) -> Response:
-    try:
-        command_id = uuid.UUID(request.path_params["id"])
-    except ValueError:
-        raise Problem(404, "no such command", [{"field": "id", "message": "not a UUID"}]) from None
+    command_id = path_uuid(request, what="command")
     async with request.app.state.pool.connection() as conn:
         found = await views.command(conn, command_id)
     return JSONResponse(found or {"commandId": str(command_id), "status": "pending"})

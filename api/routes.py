@@ -7,7 +7,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 
 from api import commands, families, gallery, images, live, metrics, operations, sets, variations
-from api.endpoint import OPEN, Endpoint, Handler
+from api.endpoint import OPEN, Endpoint
 from webhooks import routes as webhooks
 
 BASE = "/api/images"
@@ -42,8 +42,3 @@ def scopes() -> dict[object, str]:
     for route in gallery.routes:
         table[route.app if isinstance(route, Mount) else getattr(route, "endpoint", route)] = OPEN
     return table
-
-
-def handler(name: str) -> Handler:
-    """The handler of that name (its operationId)."""
-    return next(e.handler for e in ENDPOINTS if e.handler.__name__ == name)

@@ -22,6 +22,7 @@ import copy
 import json
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,26 +137,33 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure(pipe: Any, config: str, batch: int, steps: int, size: int, runs: int, device: str, same: bool) -> Run:
-    """One configuration at one batch and step count: a warm-up call, then `runs` timed calls."""
-    run = Run(config, batch, steps)
+def _timed(run: Run, call: Callable[[], Any], runs: int, device: str) -> tuple[Any, Any]:
+    """A warm-up call, then `runs` timed calls, into `run`: their time, images/s, peak GPU memory.
+    Returns the first call's and the last call's results."""
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     began = time.perf_counter()
-    first = _call(pipe, batch, size, steps)
+    first = call()
     _sync(device)
     run.warmup_s = time.perf_counter() - began
     began = time.perf_counter()
     for _ in range(runs):
-        last = _call(pipe, batch, size, steps)
+        last = call()
     _sync(device)
     run.seconds_per_call = (time.perf_counter() - began) / runs
-    run.images_per_s = batch / run.seconds_per_call
+    run.images_per_s = run.batch / run.seconds_per_call
     if device == "cuda":
         run.peak_gb = torch.cuda.max_memory_allocated() / 1e9
-        if size == 1024:
-            tflop = STEP_TFLOP * steps + DECODE_TFLOP + TEXT_TFLOP
-            run.share_of_bf16_peak = tflop * run.images_per_s / BF16_PEAK_TFLOPS
+    return first, last
+
+
+def measure(pipe: Any, config: str, batch: int, steps: int, size: int, runs: int, device: str, same: bool) -> Run:
+    """One configuration at one batch and step count: a warm-up call, then `runs` timed calls."""
+    run = Run(config, batch, steps)
+    first, last = _timed(run, lambda: _call(pipe, batch, size, steps), runs, device)
+    if device == "cuda" and size == 1024 and run.images_per_s:
+        tflop = STEP_TFLOP * steps + DECODE_TFLOP + TEXT_TFLOP
+        run.share_of_bf16_peak = tflop * run.images_per_s / BF16_PEAK_TFLOPS
     if same:
         run.identical_pixels = bool(np.array_equal(first, last))
     return run
@@ -187,20 +195,7 @@ def measure_refine(
         )
 
     run = Run(config, batch, steps)
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    began = time.perf_counter()
-    call()
-    _sync(device)
-    run.warmup_s = time.perf_counter() - began
-    began = time.perf_counter()
-    for _ in range(runs):
-        call()
-    _sync(device)
-    run.seconds_per_call = (time.perf_counter() - began) / runs
-    run.images_per_s = batch / run.seconds_per_call
-    if device == "cuda":
-        run.peak_gb = torch.cuda.max_memory_allocated() / 1e9
+    _timed(run, call, runs, device)
     return run
 
 

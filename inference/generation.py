@@ -41,21 +41,17 @@ class GenerationParams:
 def draw_size(family: Family, spec: ModelSpec) -> tuple[int, int]:
     """The size `spec` draws `family` at: its SDXL bucket times the model's draw scale, in
     multiples of 8 (the VAE's factor), at least 64."""
-
-    def side(n: int) -> int:
-        return max(MIN_SIDE, round(n * spec.draw_scale / 8) * 8)
-
-    return side(family.drawn_width), side(family.drawn_height)
+    return _scaled(family.drawn_width, spec), _scaled(family.drawn_height, spec)
 
 
 def refine_size(family: Family, spec: ModelSpec) -> tuple[int, int]:
     """The size the hi-res pass refines at: the family's master size times the model's draw scale, in
     multiples of 8 (the VAE's factor); then resized to the exact master size like any drawing."""
+    return _scaled(family.width, spec), _scaled(family.height, spec)
 
-    def side(n: int) -> int:
-        return max(MIN_SIDE, round(n * spec.draw_scale / 8) * 8)
 
-    return side(family.width), side(family.height)
+def _scaled(side: int, spec: ModelSpec) -> int:
+    return max(MIN_SIDE, round(side * spec.draw_scale / 8) * 8)
 
 
 def refine_steps(steps: int, strength: float) -> int:

@@ -4,7 +4,6 @@ delete, and each subscription's delivery log."""
 from __future__ import annotations
 
 import secrets
-import uuid
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator
 from starlette.requests import Request
@@ -12,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from api import endpoint as e
 from api import responses as r
-from api.problems import Problem, field_errors, json_body, query_int
+from api.problems import Problem, field_errors, json_body, path_uuid, query_int
 from streams import domain_events
 from webhooks import store
 
@@ -38,13 +37,6 @@ class SubscriptionBody(BaseModel):
         return list(dict.fromkeys(value))
 
 
-def _sid(request: Request) -> uuid.UUID:
-    try:
-        return uuid.UUID(request.path_params["id"])
-    except ValueError:
-        raise Problem(404, "no such webhook", [{"field": "id", "message": "not a UUID"}]) from None
-
-
 async def create_webhook(request: Request) -> Response:
     try:
         body = SubscriptionBody.model_validate(await json_body(request))
@@ -65,7 +57,7 @@ async def list_webhooks(request: Request) -> Response:
 
 
 async def get_webhook(request: Request) -> Response:
-    sid = _sid(request)
+    sid = path_uuid(request, what="webhook")
     async with request.app.state.pool.connection() as conn:
         found = await store.subscription(conn, sid)
     if found is None:
@@ -74,7 +66,7 @@ async def get_webhook(request: Request) -> Response:
 
 
 async def delete_webhook(request: Request) -> Response:
-    sid = _sid(request)
+    sid = path_uuid(request, what="webhook")
     async with request.app.state.pool.connection() as conn:
         if not await store.delete_subscription(conn, sid):
             raise Problem(404, f"no webhook {sid}")
@@ -83,7 +75,7 @@ async def delete_webhook(request: Request) -> Response:
 
 async def list_deliveries(request: Request) -> Response:
     """The delivery log, newest first: each delivery's status and every attempt."""
-    sid = _sid(request)
+    sid = path_uuid(request, what="webhook")
     limit = query_int(request, "limit", 100, 1, 1000)
     async with request.app.state.pool.connection() as conn:
         if await store.subscription(conn, sid) is None:

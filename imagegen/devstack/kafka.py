@@ -142,15 +142,17 @@ class Kafka:
             choices.append([self._preferred])
         chosen = next((c for c in choices if all(port_free(p) for pair in c for p in pair)), None)
         if chosen is None:
-            fresh = free_ports(2 * len(self.nodes))
-            chosen = list(zip(fresh[::2], fresh[1::2], strict=True))
-        for n, (port, controller) in zip(self.nodes, chosen, strict=True):
-            n.port, n.controller_port = port, controller
-        self._ports_file().write_text(json.dumps({n.node_id: [n.port, n.controller_port] for n in self.nodes}))
+            self._fresh_ports()
+        else:
+            self._use(chosen)
 
     def _fresh_ports(self) -> None:
         fresh = free_ports(2 * len(self.nodes))
-        for n, port, controller in zip(self.nodes, fresh[::2], fresh[1::2], strict=True):
+        self._use(list(zip(fresh[::2], fresh[1::2], strict=True)))
+
+    def _use(self, ports: list[tuple[int, int]]) -> None:
+        """Give each node its (client, controller) ports, and keep them for the next start."""
+        for n, (port, controller) in zip(self.nodes, ports, strict=True):
             n.port, n.controller_port = port, controller
         self._ports_file().write_text(json.dumps({n.node_id: [n.port, n.controller_port] for n in self.nodes}))
 

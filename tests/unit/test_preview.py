@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -68,7 +67,7 @@ def test_a_drawing_hands_out_its_latents_at_every_step_and_a_preview_costs_milli
     print(f"\n  a preview of a batch of 2 costs {np.median(costs) * 1000:.1f} ms (median) on this CPU")
 
 
-def test_without_a_previewer_no_latents_are_asked_for(pipeline: StableDiffusionXLPipeline, tmp_path: Path) -> None:
+def test_without_a_previewer_no_latents_are_asked_for(pipeline: StableDiffusionXLPipeline) -> None:
     calls = []
     real = pipeline.__class__.__call__
 
