@@ -20,13 +20,14 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
+from starlette.requests import cookie_parser
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 ScopeName = Literal["read", "submit", "admin"]
 SCOPES: tuple[ScopeName, ...] = ("read", "submit", "admin")  # each implies those before it
 NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+COOKIE, CSRF_HEADER = "imagegen_session", "x-csrf-token"  # the gallery's session (api/session.py)
 PREFIX = "igk_"  # lets secret scanners and people tell an imagegen key from other tokens
 
 
@@ -61,6 +64,23 @@ class Key:
 
     def allows(self, needed: str) -> bool:
         return implies(self.scope, needed)
+
+
+@dataclass(frozen=True)
+class Session:
+    """A gallery session, as its cookie carries it (api/session.py signs and reads them)."""
+
+    id: str
+    name: str  # the key's
+    scope: str  # at most the key's scope now
+    expires: float  # epoch seconds
+    csrf: str
+
+
+class Sessions(Protocol):
+    def read(self, token: str) -> Session | None:
+        """The session a cookie's value carries; None when it is not valid."""
+        ...
 
 
 def implies(held: str, needed: str) -> bool:
@@ -150,8 +170,9 @@ class Access:
         max_body_bytes: int,
         scopes: Mapping[object, str],
         private_images: bool = False,
+        sessions: Sessions | None = None,
     ) -> None:
-        self.app, self.keys, self.limits, self.scopes = app, keys, limits, scopes
+        self.app, self.keys, self.limits, self.scopes, self.sessions = app, keys, limits, scopes, sessions
         self.max_body_bytes, self.private_images = max_body_bytes, private_images
         # Counted in this process's memory: each api process counts on its own, so N api processes
         # behind one balancer allow up to N times the limit.
@@ -221,31 +242,18 @@ class Access:
         key = find(self.keys, given) if given else None
         client = scope.get("client")
         who = f"key {key.name!r}" if key else f"address {client[0] if client else '?'}"
+        if given is None and self.sessions is not None and (cookie := _cookie(headers)) is not None:
+            return self.by_session(scope, headers, need, cookie, who)
         if key is not None and not key.allows(need):
             log.info("%s %s refused: %s has scope %s, needs %s", method, path, who, key.scope, need)
             message = f"{who} has scope {key.scope}; {method} {path} needs {need}"
             bearer = {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{need}"'}
             return who, [], _problem(403, message, "authorization", f"needs scope {need}", **bearer)
         # per key, or per address for those without one (counted before their 401: a flood of wrong
-        # keys is slowed too); submit and admin calls share one limit, reads have another
-        bucket = "read" if need == "read" else "submit"
-        extra: list[tuple[bytes, bytes]] = []
-        if (limit := self.limits[bucket]) is not None:
-            allowed = self.limiter.hit(limit, bucket, who)
-            stats = self.limiter.get_window_stats(limit, bucket, who)
-            reset = max(1, math.ceil(stats.reset_time - time.time()))
-            extra = [
-                (b"ratelimit-limit", str(limit.amount).encode()),
-                (b"ratelimit-remaining", str(stats.remaining).encode()),
-                (b"ratelimit-reset", str(reset).encode()),
-            ]
-            if not allowed:
-                log.info("%s %s refused: %s over %s", method, path, who, limit)
-                refusal = _problem(
-                    429, f"rate limit of {limit} reached for {who}; retry in {reset} s", **{"Retry-After": str(reset)}
-                )
-                refusal.raw_headers.extend(extra)
-                return who, extra, refusal
+        # keys is slowed too)
+        extra, refusal = self.limited(method, path, who, need)
+        if refusal is not None:
+            return who, extra, refusal
         if key is None:
             log.info("%s %s refused: %s, %s key", method, path, who, "a wrong" if given else "no")
             if given:
@@ -263,6 +271,62 @@ class Access:
             message = 'an API key is required: send "Authorization: Bearer <key>" (or "X-API-Key: <key>")'
             return who, [], _problem(401, message, "authorization", "missing", **{"WWW-Authenticate": "Bearer"})
         return who, extra, None
+
+    def limited(
+        self, method: str, path: str, who: str, need: str
+    ) -> tuple[list[tuple[bytes, bytes]], JSONResponse | None]:
+        """The RateLimit headers for `who`'s call, and the refusal when it is over its limit. Submit and
+        admin calls share one limit, reads have another."""
+        bucket = "read" if need == "read" else "submit"
+        if (limit := self.limits[bucket]) is None:
+            return [], None
+        allowed = self.limiter.hit(limit, bucket, who)
+        stats = self.limiter.get_window_stats(limit, bucket, who)
+        reset = max(1, math.ceil(stats.reset_time - time.time()))
+        extra = [
+            (b"ratelimit-limit", str(limit.amount).encode()),
+            (b"ratelimit-remaining", str(stats.remaining).encode()),
+            (b"ratelimit-reset", str(reset).encode()),
+        ]
+        if allowed:
+            return extra, None
+        log.info("%s %s refused: %s over %s", method, path, who, limit)
+        refusal = _problem(
+            429, f"rate limit of {limit} reached for {who}; retry in {reset} s", **{"Retry-After": str(reset)}
+        )
+        refusal.raw_headers.extend(extra)
+        return extra, refusal
+
+    def by_session(
+        self, scope: Scope, headers: Headers, need: str, cookie: str, address: str
+    ) -> tuple[str, list[tuple[bytes, bytes]], JSONResponse | None]:
+        """`check` for a call that carries the gallery's session cookie (api/session.py) instead of a key."""
+        assert self.sessions is not None
+        method, path = scope["method"], scope["path"]
+        session = self.sessions.read(cookie)
+        if session is None:
+            log.info("%s %s refused: %s, a session cookie not valid", method, path, address)
+            message = "the session is not valid (expired, signed out, altered, or its key removed): sign in again"
+            return address, [], _problem(401, message, "cookie", "not a valid session")
+        who = f"key {session.name!r} (session)"
+        if method not in SAFE_METHODS and not hmac.compare_digest(
+            headers.get(CSRF_HEADER, "").encode(), session.csrf.encode()
+        ):
+            log.info("%s %s refused: %s without its CSRF token", method, path, who)
+            message = f"a change made with a session cookie needs the session's CSRF token in {CSRF_HEADER}"
+            return who, [], _problem(403, message, CSRF_HEADER, "missing or wrong")
+        if not implies(session.scope, need):
+            log.info("%s %s refused: %s has scope %s, needs %s", method, path, who, session.scope, need)
+            message = f"{who} has scope {session.scope}; {method} {path} needs {need}"
+            return who, [], _problem(403, message, "cookie", f"needs scope {need}")
+        extra, refusal = self.limited(method, path, f"key {session.name!r}", need)  # one limit per key
+        return who, extra, refusal
+
+
+def _cookie(headers: Headers) -> str | None:
+    """The gallery's session cookie, if the request has one."""
+    jar = cookie_parser(headers.get("cookie", ""))
+    return jar.get(COOKIE) or None
 
 
 def load_keys(settings: Settings) -> tuple[Key, ...]:
@@ -286,10 +350,12 @@ def rate(setting: str, value: str) -> RateLimitItem | None:
         raise AccessConfigError(f"{setting}: {value!r} is not a rate such as 60/minute") from None
 
 
-def middleware(settings: Settings, scopes: Mapping[object, str]) -> Middleware:
-    """The middleware for these settings, checked now: a bad entry stops the api at start, named.
-    `scopes`: what calling each handler needs (api/routes.py)."""
-    keys = load_keys(settings)
+def middleware(
+    settings: Settings, scopes: Mapping[object, str], keys: tuple[Key, ...], sessions: Sessions | None = None
+) -> Middleware:
+    """The middleware for these settings and keys (`load_keys`, which stops the api at start on a bad
+    entry, naming it). `scopes`: what calling each handler needs (api/routes.py); `sessions`: the
+    gallery's, accepted like keys."""
     limits = {
         "read": rate("RATE_LIMIT_READ", settings.rate_limit_read),
         "submit": rate("RATE_LIMIT_SUBMIT", settings.rate_limit_submit),
@@ -305,4 +371,5 @@ def middleware(settings: Settings, scopes: Mapping[object, str]) -> Middleware:
         max_body_bytes=settings.max_body_bytes,
         scopes=scopes,
         private_images=settings.image_access == "read",
+        sessions=sessions,
     )

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api import access, openapi, routes
+from api import access, openapi, routes, session
 from api.live import LiveFeed
 from api.problems import RETRY_LATER, Problem, problem
 from api.schemas import Checked
@@ -57,6 +57,10 @@ async def _http_handler(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or default_settings()
     table = families.load(families.DEFAULT_TABLE, settings.families_file)
+    keys = access.load_keys(settings)
+    sessions = session.configured(
+        keys, settings.session_secret.get_secret_value() if settings.session_secret else None, settings.session_ttl_s
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -82,7 +86,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         routes=routes.routes(),
-        middleware=[access.middleware(settings, routes.scopes())],  # keys, rate limits, body size
+        middleware=[access.middleware(settings, routes.scopes(), keys, sessions)],  # keys, rate limits, body size
         lifespan=lifespan,
         exception_handlers={
             Problem: _problem_handler,
@@ -95,7 +99,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         },
     )
     # what the handlers read, made once for this deployment
-    app.state.settings, app.state.families = settings, table
+    app.state.settings, app.state.families, app.state.sessions = settings, table, sessions
     app.state.brand = BrandPolicy.configured(settings.blocked_terms, settings.brand_negative_prompt)
     app.state.checked = Checked(families=table.names, reserved=routes.RESERVED_NAMES)
     app.state.documents = {"openapi": openapi.document(table), "asyncapi": contract.document(table)}

@@ -23,13 +23,19 @@ from storage import Fetched, KeyOutsideStorage, Storage
 CONTENT_TYPES = {"webp": "image/webp", "avif": "image/avif", "jpg": "image/jpeg", "png": "image/png"}
 
 
-async def image_response(request: Request, storage: Storage, key: str, settings: Settings) -> Response | None:
+async def image_response(
+    request: Request, storage: Storage, key: str, settings: Settings, cache_control: str | None = None
+) -> Response | None:
+    """`cache_control`: for this answer, instead of IMAGE_CACHE_CONTROL (a set's stable URLs' is shorter,
+    and so is the reuse of their redirects)."""
+    reuse = settings.image_redirect_expires_s // 2 if cache_control is None else 60
+    cache_control = cache_control or settings.image_cache_control
     try:
         if settings.image_serving == "redirect":
             expires = settings.image_redirect_expires_s
             if url := await storage.presigned_url(key, expires, request.method):
                 # Browsers may reuse the redirect, never past the URL's life; shared caches may not.
-                headers = {"Cache-Control": f"private, max-age={expires // 2}"}
+                headers = {"Cache-Control": f"private, max-age={min(reuse, expires // 2)}"}
                 return RedirectResponse(url, status_code=307, headers=headers)
         fetched = await _fetch(request, storage, key)
     except KeyOutsideStorage:
@@ -37,8 +43,8 @@ async def image_response(request: Request, storage: Storage, key: str, settings:
     if fetched is None:
         return None
     if fetched.file is not None:
-        return _from_file(request, fetched.file, settings.image_cache_control)
-    headers = {**fetched.headers, "cache-control": settings.image_cache_control, "accept-ranges": "bytes"}
+        return _from_file(request, fetched.file, cache_control)
+    headers = {**fetched.headers, "cache-control": cache_control, "accept-ranges": "bytes"}
     if fetched.body is None:  # HEAD, 304, 416
         return Response(status_code=fetched.status, headers=headers)
     return StreamingResponse(fetched.body, status_code=fetched.status, headers=headers)

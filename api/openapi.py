@@ -25,11 +25,17 @@ HEADERS = {
     "Last-Modified": {"schema": {"type": "string"}},
     "Cache-Control": {"schema": {"type": "string"}},
     "Content-Range": {"schema": {"type": "string"}},
+    "Content-Location": {"description": "the winning variant's own URL of the image", "schema": {"type": "string"}},
+    "X-Variant": {"description": "the winning variant's place in its set", "schema": {"type": "integer"}},
 }
 # what api/access.py answers when API keys are configured (the body limit it enforces always)
 ACCESS = {
-    401: Answer("no key, or not a key this API knows (WWW-Authenticate: Bearer)"),
-    403: Answer("the key's scope does not allow this call"),
+    401: Answer(
+        "no key, not a key this API knows (WWW-Authenticate: Bearer), or a session cookie forged, altered or ended"
+    ),
+    403: Answer(
+        "the key's scope does not allow this call, or a change made with a session cookie lacks its X-CSRF-Token"
+    ),
     429: Answer("over the key's rate limit", headers=("Retry-After",)),
 }
 TOO_LARGE = Answer("the body is larger than MAX_BODY_BYTES")
@@ -87,7 +93,7 @@ def _operation(endpoint: Endpoint, method: str, refs: dict[Any, dict[str, Any]])
     out = {"operationId": operation_id, "tags": [endpoint.tag], "summary": endpoint.summary, "responses": answers}
     if guarded:  # a key when keys are configured (`{}`: none needed where none are)
         scope = "read (or a key of any scope) when IMAGE_ACCESS=read" if needs == e.IMAGES else needs
-        out["security"] = [{"bearer": []}, {"apiKey": []}, {}]
+        out["security"] = [{"bearer": []}, {"apiKey": []}, {"session": []}, {}]
         out["description"] = f"Needs a key of scope {scope} when API keys are configured."
     else:
         out["security"] = [{}]
@@ -124,6 +130,7 @@ def document(table: FamilyTable) -> dict[str, Any]:
             {"name": "images", "description": "The images themselves"},
             {"name": "webhooks", "description": "Domain events posted to subscribers"},
             {"name": "operations", "description": "Health, models, metrics and the documents"},
+            {"name": "access", "description": "Signing in to the gallery: a session cookie for a key"},
         ],
         "paths": paths,
         "components": {
@@ -131,6 +138,12 @@ def document(table: FamilyTable) -> dict[str, Any]:
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "an API key (imagegen keys new)"},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "the same key"},
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "imagegen_session",
+                    "description": "POST /api/images/session's cookie; changes need its csrfToken as X-CSRF-Token",
+                },
             },
         },
     }

@@ -7,13 +7,15 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from api.responses import Shape
+
+B = TypeVar("B", bound=BaseModel)
 
 Errors = list[dict[str, str]]  # per field: {"field": "generation.seed", "message": "…"}
 RETRY_LATER = {"Retry-After": "5"}
@@ -64,6 +66,15 @@ def problem(
 
 def field_errors(exc: ValidationError) -> list[dict[str, str]]:
     return [{"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]} for e in exc.errors()]
+
+
+def validated(model: type[B], data: Any, context: Any = None) -> B:
+    """`data` as `model`, or a 422 naming each field that is not valid."""
+    try:
+        return model.model_validate(data, context=context)
+    except ValidationError as exc:
+        errors = field_errors(exc)
+        raise Problem(422, "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors) from None
 
 
 async def json_body(request: Request) -> Any:

@@ -153,11 +153,45 @@ class VariationPage(Shape):
     offset: int
 
 
+class SetChoice(Shape):
+    """One choice of a set's winner; the last one stands."""
+
+    choice: int = Field(description="counts the set's choices from 1")
+    variant: int
+    variation_id: uuid.UUID
+    name: str = Field(description="the winning variation's name")
+    round: int = Field(description="the round it had drawn when chosen")
+    reason: str
+    chosen_at: datetime
+    command_id: uuid.UUID
+
+
+class SetWinner(SetChoice):
+    set_urls: dict[str, str] = Field(
+        description="per family (its master) and derivative: the set's stable URL, which serves whichever "
+        "variant won last"
+    )
+
+
 class VariantSet(Shape):
     name: str
     size: int
     statuses: dict[str, int] = Field(description="how many of its variations are in each status")
     variations: list[VariationDetail]
+    winner: SetWinner | None = Field(description="the last choice (none yet: null)")
+    choices: list[SetChoice] = Field(description="every choice of a winner, the first first")
+
+
+class WinnerAccepted(Shape):
+    """A choice of a winner, on the log: the set's page shows it once decided."""
+
+    set_: str = Field(alias="set")
+    variant: int
+    variation_id: uuid.UUID
+    name: str
+    status: Literal["choosing"]
+    command_id: uuid.UUID
+    links: SetLinks
 
 
 class PendingCommand(Shape):
@@ -281,3 +315,14 @@ class Delivery(Shape):
 class DeliveryPage(Shape):
     items: list[Delivery]
     limit: int
+
+
+class SessionState(Shape):
+    """Whether keys are required, and who this browser is signed in as."""
+
+    required: bool = Field(description="API keys are configured: the gallery needs a sign-in")
+    signed_in: bool
+    name: str | None = Field(description="the key's name")
+    scope: Literal["read", "submit", "admin"] | None = Field(description="what the session may do (admin: no keys)")
+    expires_at: datetime | None
+    csrf_token: str | None = Field(description="send it as X-CSRF-Token with every call that changes anything")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Mount, Route
 
-from api import commands, families, gallery, images, live, metrics, operations, sets, variations
+from api import commands, families, gallery, images, live, metrics, operations, session, sets, variations
 from api.endpoint import OPEN, Endpoint
 from webhooks import routes as webhooks
 
@@ -19,6 +19,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *operations.ENDPOINTS,
     *families.ENDPOINTS,
     *metrics.ENDPOINTS,
+    *session.ENDPOINTS,
     *webhooks.ENDPOINTS,
     *images.ENDPOINTS,  # /{variation}/{name}: last, after every literal path
 )

@@ -105,3 +105,10 @@ class CreateVariationBody(Body):
         if stray := sorted(set(value) - set(info.data.get("families", ()))):
             raise ValueError(f"names families that are not requested: {stray}")
         return value
+
+
+class ChooseWinnerBody(Body):
+    variant: int = Field(ge=1, le=MAX_VARIANTS, description="the winning variant's place in the set, from 1")
+    reason: str = Field(
+        default="", max_length=limits.MAX_REASON, description="why it won, in free text (e.g. the test's result)"
+    )

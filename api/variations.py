@@ -9,14 +9,13 @@ import secrets
 import uuid
 from typing import Any, get_args
 
-from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api import commands
 from api import endpoint as e
 from api import responses as r
-from api.problems import Problem, field_errors, json_body, path_uuid, query_int, text
+from api.problems import Problem, json_body, path_uuid, query_int, text, validated
 from api.schemas import CreateVariationBody
 from inference import models
 from projections import views
@@ -42,11 +41,7 @@ def _command(body: CreateVariationBody, generation: m.Generation, name: str, var
 
 
 async def create_variation(request: Request) -> Response:
-    try:
-        body = CreateVariationBody.model_validate(await json_body(request), context=request.app.state.checked)
-    except ValidationError as exc:
-        errors = field_errors(exc)
-        raise Problem(422, "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors) from None
+    body = validated(CreateVariationBody, await json_body(request), request.app.state.checked)
     g = body.generation
     if blocked := request.app.state.brand.blocked_in(g.prompt):
         message = f"generation.prompt: has terms the brand policy blocks: {blocked}"

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     image_redirect_expires_s: int = Field(default=300, ge=1, le=7 * 24 * 3600)
     # Sent with every image and stored on S3 objects. Not `immutable`: a regenerate overwrites a key.
     image_cache_control: str = CACHE_CONTROL
+    # Sent with a variant set's stable URLs (/sets/{set}/{image}): short, as a new winner changes them.
+    set_cache_control: str = "public, max-age=60"
     public_base_url: str = "http://127.0.0.1:8015"
 
     # Logs: lines for people (text) or one JSON object per line for a log pipeline; records about a
@@ -65,6 +67,9 @@ class Settings(BaseSettings):
     # by `imagegen keys new`), comma separated here or one a line in API_KEYS_FILE; none: all open.
     api_keys: str = ""
     api_keys_file: Path | None = None
+    # Signs the gallery's session cookies (api/session.py); unset, each api process draws its own.
+    session_secret: SecretStr | None = None
+    session_ttl_s: int = Field(default=8 * 3600, ge=60, le=30 * 24 * 3600)
     image_access: Literal["public", "read"] = "public"  # image files: open to all (pages embed them), or a read key
     # Per key, per api process ("60/minute", "10/second"; empty: no limit); submit and admin calls share one.
     rate_limit_submit: str = "60/minute"

@@ -51,6 +51,9 @@ def _load(table: str, key: str) -> sql.Composed:
 
 LOAD_VARIATIONS, LOAD_FAMILIES = _load("variations", "id"), _load("families", "variation_id")
 UPDATE = {table: _update(table) for table in STAGED}
+INSERT_CHOICES = """insert into set_choices (set_name, choice, variant, variation_id, variation_name, round,
+                                          reason, chosen_at, command_id)
+                     values (%s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict do nothing"""
 INSERT_REJECTIONS = sql.SQL("insert into rejections ({}) values ({}) on conflict do nothing").format(
     _names(rows.REJECTION_COLUMNS), sql.SQL(", ").join(sql.Placeholder() * len(rows.REJECTION_COLUMNS))
 )
@@ -116,6 +119,13 @@ class ReadModel:
             else:
                 recorded = {event_id for (event_id,) in new}
                 todo = [event for event_id, event in unique.items() if event_id in recorded]
+            # A set's choices are rows of their own; what the set learns of its variants, the
+            # variations' own events have told already
+            applied = len(todo)
+            chosen = [e for e in todo if isinstance(e, m.VariantChosen)]
+            if chosen:
+                await cur.executemany(INSERT_CHOICES, [_choice(e) for e in chosen])
+            todo = [e for e in todo if not isinstance(e, m.SetEvent)]
             # 2. Load the rows they touch
             fold = rows.Fold()
             ids = list({event.variation_id for event in todo})
@@ -128,7 +138,7 @@ class ReadModel:
                 rows.evolve(fold, event)
             # 4. Write each row once
             await self._write(cur, fold)
-        return len(todo)
+        return applied
 
     async def _write(self, cur: psycopg.AsyncCursor[Any], fold: rows.Fold) -> None:
         variations, families = fold.variations, fold.families
@@ -155,3 +165,7 @@ class ReadModel:
         await self._copy(cur, "derivatives", [row for rows_ in fold.derivatives.values() for row in rows_])
         if fold.rejections:
             await cur.executemany(INSERT_REJECTIONS, fold.rejections)
+
+
+def _choice(e: m.VariantChosen) -> tuple[Any, ...]:
+    return (e.set_name, e.choice, e.variant, e.variation_id, e.name, e.round, e.reason, e.occurred_at, e.command_id)

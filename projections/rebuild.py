@@ -25,7 +25,15 @@ from streams import clients, topics
 log = logging.getLogger(__name__)
 
 # The tables the event log rebuilds, parents first. Others (workers, webhooks) are left alone.
-TABLES = ("variations", "families", "derivatives", "rejections", "applied_events", "projection_positions")
+TABLES = (
+    "variations",
+    "families",
+    "derivatives",
+    "rejections",
+    "set_choices",
+    "applied_events",
+    "projection_positions",
+)
 SCHEMA = "imagegen_rebuild"
 LOCK_TIMEOUT = "5s"  # the swap waits this long for in-flight writes, then tries again
 

@@ -169,6 +169,39 @@ async def variant_set(conn: AsyncConnection, name: str) -> list[dict[str, Any]]:
     return [found for row in rows if (found := await _detail(conn, row))]
 
 
+async def set_choices(conn: AsyncConnection, name: str) -> list[dict[str, Any]]:
+    """A variant set's choices of a winner, the first first (the last one stands)."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            """select choice, variant, variation_id, variation_name, round, reason, chosen_at, command_id
+               from set_choices where set_name = %s order by choice""",
+            (name,),
+        )
+        rows = await cur.fetchall()
+    return [
+        {
+            "choice": r["choice"],
+            "variant": r["variant"],
+            "variationId": str(r["variation_id"]),
+            "name": r["variation_name"],
+            "round": r["round"],
+            "reason": r["reason"],
+            "chosenAt": _iso(r["chosen_at"]),
+            "commandId": str(r["command_id"]),
+        }
+        for r in rows
+    ]
+
+
+async def set_winner(conn: AsyncConnection, name: str) -> tuple[int, str] | None:
+    """The variant a set's last choice made its winner, and that variant's variation name."""
+    cur = await conn.execute(
+        "select variant, variation_name from set_choices where set_name = %s order by choice desc limit 1", (name,)
+    )
+    row = await cur.fetchone()
+    return (row[0], row[1]) if row else None
+
+
 async def image_key(conn: AsyncConnection, variation_name: str, name: str) -> str | None:
     """The storage key of a family master or a derivative of a variation."""
     cur = await conn.execute(

@@ -17,7 +17,7 @@ import faust
 
 from imagegen.config import Settings
 from storage import Storage, StorageError, open_storage
-from streams import clients, codec, domain, kafka, logs, operational, stopping, topics
+from streams import clients, codec, domain, kafka, logs, operational, stopping, topics, variant_sets
 from streams import messages as m
 from streams.brand import BrandPolicy
 from streams.control import QueueControls
@@ -37,7 +37,7 @@ def create_app(settings: Settings, table: FamilyTable, families: tuple[str, ...]
     controls = QueueControls(PeakHours.parse(settings.peak_hours, settings.peak_timezone))
     storage = open_storage(settings)
     jobs = FamilyJobs(settings, table, storage)
-    _aggregate(app, log_, table, brand)
+    _aggregate(app, log_, table, brand, settings.public_base_url)
     _storage_for_life(app, storage)
     _presence(app, jobs, settings, families)
     report = _progress(app, settings.kafka_bootstrap_servers)
@@ -121,23 +121,32 @@ class Log:
             yield message
 
 
-def _aggregate(app: faust.App, log_: Log, table: FamilyTable, brand: BrandPolicy) -> None:
-    """The variations agent: each command and event through the domain's step, its state in a table."""
+def _aggregate(app: faust.App, log_: Log, table: FamilyTable, brand: BrandPolicy, api_base: str) -> None:
+    """The variations agent: each command and event through its aggregate's step (a variation's, or for
+    a variant set's messages the set's), the aggregates' states in tables keyed like the messages."""
     variations = app.Table("variations", default=None, key_type=bytes, value_type=bytes)
+    sets = app.Table("variant_sets", default=None, key_type=bytes, value_type=bytes)
 
     @app.agent(app.topic(topics.COMMANDS, topics.EVENTS), name="variations")
     async def variations_agent(stream: faust.StreamT[Any]) -> None:
         async for message in log_.decoded(stream, codec.decode_any):
-            key = message.key
-            stored = variations.get(key)
-            state = domain.Variation.model_validate_json(stored) if stored else None
-            new, out, announced = domain.step(state, message, m.utcnow(), table.names, brand)
+            key, now = message.key, m.utcnow()
+            if isinstance(message, variant_sets.MESSAGES):
+                stored = sets.get(key)
+                state: Any = variant_sets.VariantSet.model_validate_json(stored) if stored else None
+                new, out, announced = variant_sets.step(state, message, now, api_base)
+                into = sets
+            else:
+                stored = variations.get(key)
+                state = domain.Variation.model_validate_json(stored) if stored else None
+                new, out, announced = domain.step(state, message, now, table.names, brand)
+                into = variations
             # Send first, then record: a crash in between redelivers the input, and the same
             # decisions come out again with the same ids, which every consumer drops.
             for msg in [*out, *announced]:
                 await log_.send(msg)
             if new is not None and new != state:
-                variations[key] = new.model_dump_json().encode()
+                into[key] = new.model_dump_json().encode()
 
 
 def _storage_for_life(app: faust.App, storage: Storage) -> None:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from streams.domain_events import (
     DomainEvent,
     ImageFamilyCompleted,
+    ImageSetWinnerChosen,
     ImageVariationCancelled,
     ImageVariationCompleted,
     ImageVariationFailed,
@@ -25,6 +26,7 @@ from streams.domain_events import (
 from streams.messages import (
     AbandonFamily,
     CancelVariation,
+    ChooseWinner,
     Command,
     CreateVariation,
     Event,
@@ -39,6 +41,8 @@ from streams.messages import (
     RegenerateVariation,
     RegenerationRequested,
     RetryFamily,
+    VariantChosen,
+    VariantConcluded,
     VariationCancelled,
     VariationCompleted,
     VariationFailed,
@@ -51,7 +55,7 @@ from streams.operational import FamilyPreview, FamilyProgress, Progress, QueueCo
 # --- the wire -------------------------------------------------------------------------------------
 
 AnyCommand = Annotated[
-    CreateVariation | RegenerateVariation | RetryFamily | CancelVariation | AbandonFamily,
+    CreateVariation | RegenerateVariation | RetryFamily | CancelVariation | AbandonFamily | ChooseWinner,
     Field(discriminator="type"),
 ]
 AnyEvent = Annotated[
@@ -67,7 +71,9 @@ AnyEvent = Annotated[
     | VariationPartial
     | VariationFailed
     | VariationCancelled
-    | FamilyAbandoned,
+    | FamilyAbandoned
+    | VariantConcluded
+    | VariantChosen,
     Field(discriminator="type"),
 ]
 AnyDomainEvent = Annotated[
@@ -76,7 +82,8 @@ AnyDomainEvent = Annotated[
     | ImageVariationCompleted
     | ImageVariationPartial
     | ImageVariationFailed
-    | ImageVariationCancelled,
+    | ImageVariationCancelled
+    | ImageSetWinnerChosen,
     Field(discriminator="type"),
 ]
 

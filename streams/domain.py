@@ -26,6 +26,7 @@ class Outcome(BaseModel):
     derivative_urls: dict[str, str] = {}
     error: str | None = None
     weights: str | None = None
+    images: dict[str, m.ImageLink] = {}  # the master (under the family's name) and each derivative
 
 
 class Variation(BaseModel):
@@ -44,6 +45,8 @@ class Variation(BaseModel):
     outcomes: dict[str, Outcome] = {}
     attempts: dict[str, int] = {}  # of the current round, when a family was retried (else 1)
     retries: int = 0  # in the current round: each retry concludes the variation anew
+    variant_set: str | None = None  # the set it is a variant of, and its place there
+    variant: int | None = None
     seen: tuple[str, ...] = ()
 
 
@@ -126,16 +129,15 @@ def decide(state: State, message: m.Message, now: datetime) -> list[m.Message]:
         case m.CancelVariation() as cmd:
             if state is None or state.status != "generating":
                 return []  # the API answers 404 or 409 before sending
-            return [
-                m.VariationCancelled(
-                    event_id=m.derive_id(cmd.command_id, "cancel"),
-                    variation_id=cmd.variation_id,
-                    occurred_at=now,
-                    command_id=cmd.command_id,
-                    round=state.round,
-                    families=tuple(f for f in state.families if f not in state.outcomes),
-                )
-            ]
+            cancelled = m.VariationCancelled(
+                event_id=m.derive_id(cmd.command_id, "cancel"),
+                variation_id=cmd.variation_id,
+                occurred_at=now,
+                command_id=cmd.command_id,
+                round=state.round,
+                families=tuple(f for f in state.families if f not in state.outcomes),
+            )
+            return [cancelled, *_told_to_set(state, cancelled, "cancelled")]
         case m.AbandonFamily() as cmd:
             if state is None or not _failed_in(state, cmd.family):
                 return []  # the queue lists only failed families of concluded variations
@@ -154,7 +156,8 @@ def decide(state: State, message: m.Message, now: datetime) -> list[m.Message]:
                 return []
             if any(f not in state.outcomes for f in state.families):
                 return []
-            return [_conclusion(state, now)]
+            conclusion = _conclusion(state, now)
+            return [conclusion, *_told_to_set(state, conclusion, CONCLUDED[type(conclusion)])]
     return []
 
 
@@ -187,6 +190,35 @@ def _conclusion(state: Variation, now: datetime) -> m.Event:
     return m.VariationPartial(**common, failed=failed)  # type: ignore[arg-type]
 
 
+CONCLUDED: dict[type, Literal["completed", "partial", "failed"]] = {
+    m.VariationCompleted: "completed",
+    m.VariationPartial: "partial",
+    m.VariationFailed: "failed",
+}
+
+
+def _told_to_set(
+    state: Variation, concluded: m.Event, status: Literal["completed", "partial", "failed", "cancelled"]
+) -> list[m.Message]:
+    """A variant's conclusion, for its set's aggregate (streams/variant_sets.py): which variants may win."""
+    if state.variant_set is None or state.variant is None:
+        return []
+    return [
+        m.VariantConcluded(
+            event_id=m.derive_id(concluded.event_id, "set"),
+            variation_id=state.variation_id,
+            occurred_at=concluded.occurred_at,
+            set_id=m.set_id(state.variant_set),
+            set_name=state.variant_set,
+            variant=state.variant,
+            name=state.name,
+            round=state.round,
+            status=status,
+            images={n: i for o in state.outcomes.values() if o.status == "completed" for n, i in o.images.items()},
+        )
+    ]
+
+
 def evolve(state: State, event: m.Message) -> State:
     match event:
         case m.VariationRequested() as e:
@@ -200,6 +232,8 @@ def evolve(state: State, event: m.Message) -> State:
                 round=e.round,
                 focal_point=e.focal_point,
                 focal_points=e.focal_points,
+                variant_set=e.variant_set,
+                variant=e.variant,
             )
         case _ if state is None:
             return None
@@ -223,6 +257,10 @@ def evolve(state: State, event: m.Message) -> State:
                 master_url=e.master.url,
                 derivative_urls={d.name: d.url for d in e.derivatives},
                 weights=e.weights or None,
+                images={
+                    i.name: m.ImageLink(url=i.url, width=i.width, height=i.height, content_type=i.content_type)
+                    for i in (e.master, *e.derivatives)
+                },
             )
             return state.model_copy(update={"outcomes": {**state.outcomes, e.family: outcome}})
         case m.FamilyFailed() as e if e.round == state.round and e.family not in state.outcomes:

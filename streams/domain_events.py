@@ -75,3 +75,25 @@ class ImageVariationCancelled(DomainEvent):
 
     type: Literal["IMAGE_VARIATION_CANCELLED"] = "IMAGE_VARIATION_CANCELLED"
     public_urls: dict[str, str]
+
+
+class ImageSetWinnerChosen(DomainEvent):
+    """A variant won its set (an A/B test): `images` are the winner's (every master under its family's
+    name, every derivative), `setUrls` the set's stable URLs of the same names, which serve whichever
+    variant won last, so a page's meta tags can point at them once. `variationId` is the winner's;
+    the key is the set's id, so a set's choices arrive in order. `choice` counts them from 1."""
+
+    type: Literal["IMAGE_SET_WINNER_CHOSEN"] = "IMAGE_SET_WINNER_CHOSEN"
+    set_id: uuid.UUID
+    set_name: str
+    variant: int
+    variation_name: str
+    round: int
+    choice: int
+    reason: str
+    images: dict[str, ImageRef]
+    set_urls: dict[str, str]
+
+    @property
+    def key(self) -> bytes:
+        return str(self.set_id).encode()

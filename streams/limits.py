@@ -15,6 +15,7 @@ MAX_MODEL_NAME = 64
 MAX_CATEGORY = 100
 MAX_REFINE = 0.8  # the hi-res pass's img2img strength: beyond, it redraws rather than refines
 MAX_NAME = 120
+MAX_REASON = 500  # why a variant won: free text, e.g. the test's result
 # a variation's (and a set's) name: URL-safe, a path segment of its images' URLs
 NAME_PATTERN = rf"^[a-z0-9](?:[a-z0-9-]{{0,{MAX_NAME - 2}}}[a-z0-9])?$"
 

@@ -23,6 +23,11 @@ def variation_id(name: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, name)
 
 
+def set_id(name: str) -> uuid.UUID:
+    """A variant set's id: every message about the set is keyed by it, so its history is totally ordered."""
+    return derive_id("variant-set", name)
+
+
 def derive_id(*parts: object) -> uuid.UUID:
     """An id derived from what caused a message, so a redelivered cause gives the same id."""
     return uuid.uuid5(NAMESPACE, ":".join(str(p) for p in parts))
@@ -92,6 +97,17 @@ class StoredImage(BaseModel):
     scale: float | None = None  # derivative pixels per master pixel: above 1, upscaled (lanczos3)
 
 
+class ImageLink(BaseModel):
+    """Where an image is and its size: what a page's meta tags need of it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str
+    width: int
+    height: int
+    content_type: str = "image/webp"
+
+
 # --- commands -------------------------------------------------------------------------------------
 
 
@@ -157,6 +173,30 @@ class AbandonFamily(Command):
 
     type: Literal["AbandonFamily"] = "AbandonFamily"
     family: str = Field(min_length=1, max_length=64)
+
+
+class ChooseWinner(Command):
+    """Choose a variant set's winner (an A/B test's result): from then on the set's stable URLs serve
+    that variant's images. Keyed by the set, so the set's choices are ordered; a later choice replaces
+    an earlier one. Only a completed variant can win; `variation_id` is the chosen variant's, `round`
+    the round the sender saw it complete (the choice waits until the set has learnt of that round)."""
+
+    type: Literal["ChooseWinner"] = "ChooseWinner"
+    set_id: uuid.UUID
+    set_name: limits.Name
+    variant: int = Field(ge=1)
+    round: int = Field(ge=1)
+    reason: str = Field(default="", max_length=limits.MAX_REASON)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ChooseWinner:
+        if self.set_id != set_id(self.set_name):
+            raise ValueError(f"set_id must be uuid5(NAMESPACE, 'variant-set:' + set_name) = {set_id(self.set_name)}")
+        return self
+
+    @property
+    def key(self) -> bytes:
+        return str(self.set_id).encode()
 
 
 class GenerateFamily(Message):
@@ -324,6 +364,40 @@ class VariationCancelled(Event):
     command_id: uuid.UUID
     round: int
     families: tuple[str, ...]
+
+
+class SetEvent(Event):
+    """An event of a variant set's history, keyed by the set's id; `variation_id` is the variant's."""
+
+    set_id: uuid.UUID
+    set_name: str
+    variant: int
+    name: str  # the variant's variation
+    round: int
+
+    @property
+    def key(self) -> bytes:
+        return str(self.set_id).encode()
+
+
+class VariantConcluded(SetEvent):
+    """A variation of a set concluded a round (completed, partial, failed or cancelled): the set learns
+    which of its variants may win, and with which images (every master, under its family's name, and
+    every derivative)."""
+
+    type: Literal["VariantConcluded"] = "VariantConcluded"
+    status: Literal["completed", "partial", "failed", "cancelled"]
+    images: dict[str, ImageLink] = {}
+
+
+class VariantChosen(SetEvent):
+    """A variant won its set (`choice` counts the set's choices from 1; the last one stands)."""
+
+    type: Literal["VariantChosen"] = "VariantChosen"
+    command_id: uuid.UUID
+    choice: int
+    reason: str
+    images: dict[str, ImageLink]
 
 
 FamilyOutcome = FamilyCompleted | FamilyFailed

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import secrets
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api import endpoint as e
 from api import responses as r
-from api.problems import Problem, field_errors, json_body, path_uuid, query_int
+from api.problems import Problem, json_body, path_uuid, query_int, validated
 from streams import domain_events
 from webhooks import store
 
@@ -38,11 +38,7 @@ class SubscriptionBody(BaseModel):
 
 
 async def create_webhook(request: Request) -> Response:
-    try:
-        body = SubscriptionBody.model_validate(await json_body(request))
-    except ValidationError as exc:
-        errors = field_errors(exc)
-        raise Problem(422, "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors) from None
+    body = validated(SubscriptionBody, await json_body(request))
     secret = body.secret or secrets.token_urlsafe(32)
     async with request.app.state.pool.connection() as conn:
         created = await store.create_subscription(conn, str(body.url), secret, body.events, body.description)

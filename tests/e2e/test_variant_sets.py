@@ -1,25 +1,34 @@
 """Variant sets for A/B tests, over HTTP on the running stack: one request with `variants: 4` makes four
 sibling variations with seeds seed..seed+3 under the set's name; the set is listed and regenerated as
-a whole, and each sibling draws the same pixels again."""
+a whole, and each sibling draws the same pixels again. Its winner is chosen, served under the set's
+stable URLs, replaced, announced, and rebuilt from the log."""
 
 from __future__ import annotations
+
+import asyncio
 
 import httpx
 import numpy as np
 import pyvips
 
-from tests.builders import create_body, generation_body
+from projections.rebuild import rebuild
+from streams import codec, topics
+from streams import messages as m
+from tests.builders import create_body, family_failed, generation_body
+from tests.e2e.test_retry import queue
+from tests.integration.kafka import produce, read_until
 from tests.waiting import until
+from tests.waiting import variation as wait_for
 
 SET = "ab-kayaks"
 
 
-def settled(api: httpx.Client, done, timeout: float = 240.0) -> dict:
+def settled(api: httpx.Client, done, timeout: float = 240.0, name: str = SET) -> dict:
     def shown() -> dict | None:
-        r = api.get(f"/api/images/sets/{SET}")
+        r = api.get(f"/api/images/sets/{name}")
         return r.json() if r.status_code == 200 and done(r.json()) else None
 
-    return until(shown, f"set {SET}", timeout, every=0.2)
+    return until(shown, f"set {name}", timeout, every=0.2)
 
 
 def masters(api: httpx.Client, found: dict) -> dict[str, bytes]:
@@ -76,3 +85,114 @@ def test_a_set_that_cannot_be_made_is_refused_naming_the_field(api: httpx.Client
     assert "generation.seed + variants" in r.json()["message"]
     assert api.get("/api/images/sets/ab-none").status_code == 404
     assert api.post("/api/images/sets/ab-none/regenerate").status_code == 404
+
+
+WON = "ab-lanterns"
+
+
+def choose(api: httpx.Client, name: str, variant: int, reason: str = "") -> httpx.Response:
+    return api.post(f"/api/images/sets/{name}/winner", json={"variant": variant, "reason": reason})
+
+
+def chosen(api: httpx.Client, name: str, choices: int) -> dict:
+    """The set once its `choices`-th choice of a winner is in the read model."""
+
+    def shown() -> dict | None:
+        found = api.get(f"/api/images/sets/{name}").json()
+        return found if len(found["choices"]) >= choices else None
+
+    return until(shown, f"choice {choices} of {name}", 60, every=0.2)
+
+
+def test_a_set_winner_is_chosen_served_under_the_set_url_replaced_announced_and_rebuilt(
+    api: httpx.Client, services, stack
+) -> None:
+    body = create_body(WON, generation_body("paper lanterns over a river", 700), families=["facebook-og"], variants=3)
+    assert api.post("/api/images/variations", json=body).status_code == 202
+    stable = f"/api/images/sets/{WON}/og-image"
+    assert api.get(stable).status_code == 404  # no winner yet
+    found = settled(api, lambda s: s["statuses"] == {"completed": 3}, name=WON)
+    assert found["winner"] is None and found["choices"] == []
+    own = {
+        v["variantSet"]["variant"]: api.get(f"/api/images/{v['name']}/og-image").content for v in found["variations"]
+    }
+    assert len(set(own.values())) == 3
+
+    # variant 2 wins: the set's URL serves its bytes
+    r = choose(api, WON, 2, "CTR 4.1 % vs 3.2 %")
+    assert (
+        r.status_code == 202 and r.json()["status"] == "choosing" and r.headers["location"] == f"/api/images/sets/{WON}"
+    )
+    assert choose(api, WON, 2, "CTR 4.1 % vs 3.2 %").json()["commandId"] == r.json()["commandId"]  # a repeat
+    first = chosen(api, WON, 1)
+    assert first["winner"]["variant"] == 2 and first["winner"]["reason"] == "CTR 4.1 % vs 3.2 %"
+    assert first["winner"]["setUrls"]["og-image"] == f"{services.api_url}{stable}"
+    served = api.get(stable)
+    assert served.status_code == 200 and served.content == own[2]
+    assert served.headers["content-location"] == f"/api/images/{WON}-v2/og-image"
+    assert served.headers["x-variant"] == "2" and served.headers["cache-control"] == "public, max-age=60"
+    assert api.get(stable, headers={"If-None-Match": served.headers["etag"]}).status_code == 304
+    assert api.get(f"/api/images/sets/{WON}/facebook-og").status_code == 200  # the master, by its family's name
+    assert api.get(f"/api/images/sets/{WON}/no-such-size").status_code == 404
+
+    # variant 3 replaces it: the same URL serves variant 3's bytes, and variant 2's own URL still its own
+    assert choose(api, WON, 3).status_code == 202
+    second = chosen(api, WON, 2)
+    assert [(c["choice"], c["variant"]) for c in second["choices"]] == [(1, 2), (2, 3)]
+    served_again = api.get(stable)
+    assert served_again.content == own[3] and served_again.headers["etag"] != served.headers["etag"]
+    assert api.get(f"/api/images/{WON}-v2/og-image").content == own[2]
+
+    # each choice is a domain event an SEO service reads, with the winner's sizes and the stable URLs
+    records = asyncio.run(
+        read_until(
+            stack.bootstrap_servers,
+            topics.DOMAIN_EVENTS,
+            lambda seen: len(seen) >= 2,
+            keep=lambda r: r.key == str(m.set_id(WON)).encode(),
+        )
+    )
+    announced = [codec.decode_domain_event(r.value) for r in records]
+    assert [(e.type, e.variant, e.choice) for e in announced] == [
+        ("IMAGE_SET_WINNER_CHOSEN", 2, 1),
+        ("IMAGE_SET_WINNER_CHOSEN", 3, 2),
+    ]
+    assert announced[1].images["og-image"].width == 1200 and announced[1].images["og-image"].height == 630
+    assert announced[1].set_urls["og-image"] == f"{services.api_url}{stable}"
+
+    # bad choices are refused, naming the field, and change nothing
+    r = choose(api, WON, 9)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "variant", r.text
+    r = api.post(f"/api/images/sets/{WON}/winner", json={"variant": "two"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "variant", r.text
+    assert choose(api, "ab-none", 1).status_code == 404
+
+    # a rebuild of the read model from the log gives the same winner and history
+    before = api.get(f"/api/images/sets/{WON}").json()
+    asyncio.run(rebuild(stack.bootstrap_servers, stack.database_url))
+    after = api.get(f"/api/images/sets/{WON}").json()
+    assert (after["winner"], after["choices"]) == (before["winner"], before["choices"])
+    assert api.get(stable).content == own[3]
+
+
+def test_a_failed_variant_cannot_win(api: httpx.Client, services, stack) -> None:
+    """Variant 2's drawing fails (reported as a crashed one would be, while its queue is paused): choosing
+    it is refused with a 409 that says why; variant 1 can win."""
+    name, family = "ab-failing", "hero"
+    job = m.derive_id(m.variation_id(f"{name}-v2"), 1, family, 1)
+    queue(services, "pause", family)
+    try:
+        services.wait_for_log("worker", f"{topics.family(family)}: held: paused", 30)
+        body = create_body(name, generation_body("a lighthouse at night", 800), families=[family], variants=2)
+        assert api.post("/api/images/variations", json=body).status_code == 202
+        wait_for(api, str(m.variation_id(f"{name}-v2")), lambda v: v["status"] == "generating")
+        failure = family_failed(m.variation_id(f"{name}-v2"), family, job_id=job)
+        asyncio.run(produce(stack.bootstrap_servers, topics.EVENTS, failure.key, codec.encode(failure)))
+        wait_for(api, str(m.variation_id(f"{name}-v2")), lambda v: v["status"] == "failed")
+    finally:
+        queue(services, "resume", family)
+    wait_for(api, str(m.variation_id(f"{name}-v1")), lambda v: v["status"] == "completed")
+    r = choose(api, name, 2)
+    assert r.status_code == 409 and "failed" in r.json()["message"] and r.json()["errors"][0]["field"] == "variant"
+    assert choose(api, name, 1).status_code == 202
+    assert chosen(api, name, 1)["winner"]["variant"] == 1

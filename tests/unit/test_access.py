@@ -144,7 +144,10 @@ def client(**settings: object) -> TestClient:
         Route("/{variation}/{name}", serve_image, methods=["GET", "HEAD"]),
     ]
     needs = {create_variation: "submit", list_variations: "read", health: "open", serve_image: "images"}
-    app = Starlette(routes=[Mount("/api/images", routes=endpoints)], middleware=[access.middleware(made, needs)])
+    app = Starlette(
+        routes=[Mount("/api/images", routes=endpoints)],
+        middleware=[access.middleware(made, needs, access.load_keys(made))],
+    )
     return TestClient(app, base_url="http://testserver/api/images")
 
 
@@ -229,6 +232,6 @@ def test_without_keys_everything_is_open_and_unlimited_but_the_body_limit_holds(
 
 def test_a_bad_setting_stops_the_api_at_start_naming_it():
     with pytest.raises(AccessConfigError, match="RATE_LIMIT_SUBMIT: 'sixty' is not a rate"):
-        access.middleware(Settings(rate_limit_submit="sixty"), {})
+        access.middleware(Settings(rate_limit_submit="sixty"), {}, ())
     with pytest.raises(AccessConfigError, match="API_KEYS: key 'x' has scope 'root'"):
-        access.middleware(Settings(api_keys="x:root:" + "0" * 64), {})
+        access.load_keys(Settings(api_keys="x:root:" + "0" * 64))
