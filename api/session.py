@@ -11,6 +11,8 @@ that process's life and hold only where they were made (set it when several api 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import secrets
 import time
@@ -39,8 +41,8 @@ class SignInBody(BaseModel):
 
 class Sessions:
     def __init__(self, keys: tuple[Key, ...], secret: bytes, ttl_s: int) -> None:
-        self.keys, self.ttl_s = keys, ttl_s
-        self._signer = URLSafeTimedSerializer(secret, salt=SALT)
+        self.keys, self.ttl_s, self._secret = keys, ttl_s, secret
+        self._signer = URLSafeTimedSerializer(secret, salt=SALT, signer_kwargs={"digest_method": hashlib.sha256})
         self._ended: dict[str, float] = {}  # ids of sessions signed out here, until they would expire
 
     @property
@@ -52,8 +54,14 @@ class Sessions:
         session = Session(
             secrets.token_urlsafe(16), key.name, key.scope, time.time() + self.ttl_s, secrets.token_urlsafe(24)
         )
-        token = self._signer.dumps({"i": session.id, "n": key.name, "s": key.scope, "c": session.csrf})
+        token = self._signer.dumps(
+            {"i": session.id, "n": key.name, "k": self._fingerprint(key), "s": key.scope, "c": session.csrf}
+        )
         return token, session
+
+    def _fingerprint(self, key: Key) -> str:
+        """Which key of that name made the session: a key replaced under the same name ends its sessions."""
+        return hmac.new(self._secret, key.digest, hashlib.sha256).hexdigest()[:32]
 
     def read(self, token: str) -> Session | None:
         """The session a cookie carries; None when it is forged, altered, expired, signed out, or its
@@ -64,11 +72,14 @@ class Sessions:
             return None
         if (
             not isinstance(data, dict)
-            or not all(isinstance(data.get(k), str) for k in "insc")
+            or not all(isinstance(data.get(k), str) for k in "inksc")
             or data["i"] in self._ended
         ):
             return None
-        key = next((k for k in self.keys if k.name == data["n"]), None)
+        key = next(
+            (k for k in self.keys if k.name == data["n"] and hmac.compare_digest(self._fingerprint(k), data["k"])),
+            None,
+        )
         if key is None:
             return None
         scope = data["s"] if implies(key.scope, data["s"]) else key.scope  # never more than the key has now
@@ -77,7 +88,8 @@ class Sessions:
     def end(self, session: Session) -> None:
         now = time.time()
         self._ended = {i: t for i, t in self._ended.items() if t > now}
-        self._ended[session.id] = session.expires
+        # itsdangerous counts a signature's age in whole seconds: kept a second past its expiry
+        self._ended[session.id] = session.expires + 1
 
 
 def configured(keys: tuple[Key, ...], secret: str | None, ttl_s: int) -> Sessions:

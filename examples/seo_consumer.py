@@ -5,8 +5,16 @@ group and keeps, per variation, the images a page's social cards need: `og:image
 and `twitter:image` (2:1 for a large card), with their sizes and types. It prints the `<meta>` tags for
 a variation once its images are there.
 
+For a variant set (an A/B test) it prints the tags at the set's stable URLs, which serve whichever
+variant won last, with the winner's sizes: a page points at them once. It prints them again on each
+choice of a winner (`IMAGE_SET_WINNER_CHOSEN`), saying which variant won and why; the URLs stay the
+same, the sizes are the new winner's. The index lives in memory, so each run reads the log from the
+start and commits no offsets: the last tags it printed are always the current winner's.
+
     python examples/seo_consumer.py hero-sunset-beach                 # wait, print the tags, exit
     python examples/seo_consumer.py hero-sunset-beach --alt "Sunset"  # with alt text
+    python examples/seo_consumer.py --set ab-kites                    # the winner's tags, then each new one
+    python examples/seo_consumer.py --set ab-kites --until-choice 2   # exit once the set's 2nd choice is shown
     KAFKA_BOOTSTRAP_SERVERS=host:9092 python examples/seo_consumer.py my-banner
 
 Delivery is at-least-once: applying an event twice changes nothing (the state is keyed by image
@@ -21,6 +29,7 @@ import html
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer
@@ -34,14 +43,15 @@ TOPIC = "imagegen.domain-events"
 OG_IMAGE = ("og-image", "facebook-link", "linkedin-share", "banner", "og-square")
 TWITTER_LARGE = ("x-large-card", "og-image", "facebook-link", "banner")
 TWITTER_SQUARE = ("twitter-card", "og-square", "profile")
+CONCLUDED = ("completed", "partial", "failed", "cancelled")
 
 
 @dataclass
 class Page:
-    """What the SEO service knows of one variation."""
+    """What the SEO service knows of one variation, or of one set: its winner's images at the set's URLs."""
 
     images: dict[str, domain_events.ImageRef] = field(default_factory=dict)
-    status: str = "generating"
+    status: str = "generating"  # a set's says which variant won last, and why
 
     def first(self, names: tuple[str, ...]) -> tuple[str, domain_events.ImageRef] | None:
         return next(((n, self.images[n]) for n in names if n in self.images), None)
@@ -49,7 +59,7 @@ class Page:
 
 class SeoIndex:
     def __init__(self) -> None:
-        self.pages: dict[uuid.UUID, Page] = {}
+        self.pages: dict[uuid.UUID, Page] = {}  # by variation id, and a set's by the set's id
 
     def apply(self, event: domain_events.DomainEvent) -> None:
         page = self.pages.setdefault(event.variation_id, Page())
@@ -66,6 +76,11 @@ class SeoIndex:
                 page.status = "failed"
             case domain_events.ImageVariationCancelled():
                 page.status = "cancelled"  # the families drawn before keep their images
+            case domain_events.ImageSetWinnerChosen() as e:
+                # a later choice replaces the page: the same stable URLs, the new winner's sizes and types
+                images = {name: e.images[name].model_copy(update={"url": url}) for name, url in e.set_urls.items()}
+                won = f"variant {e.variant} ({e.variation_name}) won, choice {e.choice}: {e.reason or 'no reason'}"
+                self.pages[e.set_id] = Page(images, won)
 
     def meta_tags(self, variation_id: uuid.UUID, alt: str = "") -> list[str]:
         page = self.pages.get(variation_id)
@@ -94,10 +109,18 @@ def _image_tags(attr: str, name: str, image: domain_events.ImageRef) -> list[tup
     return tags
 
 
-async def follow(servers: str, index: SeoIndex, until: uuid.UUID | None = None, group: str = "seo-example") -> None:
-    """Apply every domain event to `index`; with `until`, return once that variation is done."""
+def print_tags(index: SeoIndex, key: uuid.UUID, name: str, alt: str) -> None:
+    print(f"<!-- {name}: {html.escape(index.pages[key].status)} -->")
+    print("\n".join(index.meta_tags(key, alt)), flush=True)  # flushed: a following run prints as it goes
+
+
+async def follow(
+    servers: str, index: SeoIndex, done: Callable[[domain_events.DomainEvent], bool], group: str = "seo-example"
+) -> None:
+    """Apply every domain event to `index`, from the start of the log, until `done(event)`, asked once
+    each is applied, says so."""
     consumer = AIOKafkaConsumer(
-        TOPIC, bootstrap_servers=servers, group_id=group, auto_offset_reset="earliest", enable_auto_commit=True
+        TOPIC, bootstrap_servers=servers, group_id=group, auto_offset_reset="earliest", enable_auto_commit=False
     )
     await consumer.start()
     try:
@@ -108,8 +131,7 @@ async def follow(servers: str, index: SeoIndex, until: uuid.UUID | None = None, 
                 log.warning("skipping %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc)
                 continue
             index.apply(event)
-            page = index.pages.get(until) if until else None
-            if page is not None and page.status in ("completed", "partial", "failed", "cancelled"):
+            if done(event):
                 return
     finally:
         await consumer.stop()
@@ -117,17 +139,37 @@ async def follow(servers: str, index: SeoIndex, until: uuid.UUID | None = None, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("variation", help="the variation's name")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("variation", nargs="?", help="the variation's name")
+    which.add_argument("--set", help="a variant set's name: its winner's tags at the set's URLs, on each choice")
+    parser.add_argument("--until-choice", type=int, help="with --set: exit once the set's Nth choice is shown")
     parser.add_argument("--alt", default="", help="alt text for the images")
     parser.add_argument("--group", default="seo-example", help="the consumer group")
-    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds; a set without --until-choice: none")
     args = parser.parse_args()
+    if args.until_choice is not None and not args.set:
+        parser.error("--until-choice goes with --set")
     servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     index = SeoIndex()
-    variation = m.variation_id(args.variation)  # ids are uuid5 of the name, in imagegen's namespace
-    asyncio.run(asyncio.wait_for(follow(servers, index, until=variation, group=args.group), args.timeout))
-    print(f"<!-- {args.variation}: {index.pages[variation].status} -->")
-    print("\n".join(index.meta_tags(variation, args.alt)))
+    if args.variation:
+        variation = m.variation_id(args.variation)  # ids are uuid5 of the name, in imagegen's namespace
+
+        def concluded(_: domain_events.DomainEvent) -> bool:
+            return index.pages.get(variation, Page()).status in CONCLUDED
+
+        asyncio.run(asyncio.wait_for(follow(servers, index, concluded, args.group), args.timeout))
+        print_tags(index, variation, args.variation, args.alt)
+        return
+    set_id = m.set_id(args.set)  # the set's pages and choices are keyed by its id
+
+    def shown(event: domain_events.DomainEvent) -> bool:
+        if not (isinstance(event, domain_events.ImageSetWinnerChosen) and event.set_id == set_id):
+            return False
+        print_tags(index, set_id, args.set, args.alt)
+        return args.until_choice is not None and event.choice >= args.until_choice
+
+    timeout = args.timeout if args.until_choice is not None else None  # otherwise it follows forever
+    asyncio.run(asyncio.wait_for(follow(servers, index, shown, args.group), timeout))
 
 
 if __name__ == "__main__":

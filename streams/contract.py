@@ -15,12 +15,13 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from streams import codec, operational, topics
+from streams import codec, domain_events, operational, topics
 from streams import messages as m
 from streams.families import FamilyTable
 
 DOCUMENT = Path(__file__).resolve().parents[1] / "docs" / "asyncapi.json"
 KEY = {"type": "string", "format": "uuid", "description": "the variation id: one variation's messages stay in order"}
+SET_KEY = {"type": "string", "format": "uuid", "description": "the set id: one variant set's choices stay in order"}
 
 COMMANDS = codec.members(codec.AnyCommand)
 EVENTS = codec.members(codec.AnyEvent)
@@ -36,8 +37,10 @@ IDENTITY = {
     "commandId": "a UUID the producer makes for each command and sends again, unchanged, when it retries "
     "that command (a uuid4 kept with the request, or a uuid5 of the namespace and whatever identifies the "
     "command for the producer): events are identified from it, so a command delivered twice is applied once.",
+    "setId": "uuid5(namespace, 'variant-set:' + name): a variant set's id (ChooseWinner's set_id).",
     "key": "the variation id as its 36-character lowercase text, UTF-8: every message of a variation lands on "
-    "one partition, in order.",
+    "one partition, in order. A variant set's messages (ChooseWinner, VariantConcluded, VariantChosen, "
+    "IMAGE_SET_WINNER_CHOSEN) are keyed by the set id instead.",
     "value": "the message as one JSON object, UTF-8, with its `type` and `version`; fields in snake_case.",
 }
 
@@ -63,6 +66,15 @@ def _examples() -> dict[str, m.Command]:
         "RetryFamily": m.RetryFamily(command_id=command, variation_id=vid, family="square"),
         "CancelVariation": m.CancelVariation(command_id=command, variation_id=vid),
         "AbandonFamily": m.AbandonFamily(command_id=command, variation_id=vid, family="square"),
+        "ChooseWinner": m.ChooseWinner(
+            command_id=command,
+            variation_id=m.variation_id(f"{name}-v2"),
+            set_id=m.set_id(name),
+            set_name=name,
+            variant=2,
+            round=1,
+            reason="CTR 4.1 % vs 3.2 %",
+        ),
     }
 
 
@@ -105,6 +117,8 @@ def document(table: FamilyTable) -> dict[str, Any]:
     keys = {
         operational.WorkerHeartbeat: {"type": "string", "description": "the worker's host:pid"},
         operational.QueueControl: {"type": "string", "description": "the family, or * for every family"},
+        **{model: SET_KEY for model in (m.ChooseWinner, m.VariantConcluded, m.VariantChosen)},
+        domain_events.ImageSetWinnerChosen: SET_KEY,
     }
     family = {"family": {"enum": list(table.names), "description": "an aspect family of the deployment's family table"}}
     messages = {
@@ -172,7 +186,9 @@ def document(table: FamilyTable) -> dict[str, Any]:
         },
     }
     operations = {
-        "receiveCommands": _operation("receive", "commands", "Create, regenerate, cancel a variation; retry a family."),
+        "receiveCommands": _operation(
+            "receive", "commands", "Create, regenerate, cancel a variation; retry a family; choose a set's winner."
+        ),
         "sendEvents": _operation("send", "events", "Record what happened to each variation."),
         "sendFamilyWork": _operation("send", "familyWork", "Hand a family's job to its workers."),
         "receiveFamilyWork": _operation("receive", "familyWork", "Draw a master and cut its derivatives."),
@@ -192,7 +208,8 @@ def document(table: FamilyTable) -> dict[str, Any]:
             "title": "imagegen",
             "version": metadata.version("imagegen"),
             "description": "Marketing images from Stable Diffusion XL, event-sourced on Kafka. Every message is "
-            "JSON with a `type` (its wire name, fixed forever) and a `version`, keyed by the variation id. "
+            "JSON with a `type` (its wire name, fixed forever) and a `version`, keyed by the variation id "
+            "(a variant set's by the set id). "
             "Any Kafka client may post commands: `x-identity` says how to make their ids and key, and each "
             "command has an example.",
             "x-identity": IDENTITY,

@@ -1,7 +1,7 @@
 // The create form: families from the family table, models from the registry, and the API's own
 // answer to a bad request (422 naming each field) shown next to the field it names.
 
-import { families, get, post } from "./api.js";
+import { canSubmit, families, get, post } from "./api.js";
 import { clear, h } from "./dom.js";
 import { Follower, variationId } from "./live.js";
 
@@ -11,7 +11,7 @@ const FIELDS = {
   name: "f-name", category: "f-category", families: "f-families",
   "generation.prompt": "f-prompt", "generation.negativePrompt": "f-negative", "generation.seed": "f-seed",
   "generation.model": "f-model", "generation.inferenceSteps": "f-steps", "generation.guidanceScale": "f-guidance",
-  generation: "f-prompt", isDxJob: "f-dx",
+  generation: "f-prompt", isDxJob: "f-dx", variants: "f-variants",
 };
 
 let models = [];
@@ -82,11 +82,14 @@ function body(form) {
   if (document.getElementById("f-fix-seed").checked) generation.seed = number("f-seed");
   if (number("f-steps") !== undefined) generation.inferenceSteps = number("f-steps");
   if (number("f-guidance") !== undefined) generation.guidanceScale = number("f-guidance");
-  return {
+  const sent = {
     name: value("f-name"), category: value("f-category"),
     families: [...form.querySelectorAll("input[name=families]:checked")].map((box) => box.value),
     generation, isDxJob: document.getElementById("f-dx").checked,
   };
+  const variants = number("f-variants");
+  if (variants !== 1 && variants !== undefined) sent.variants = variants;
+  return sent;
 }
 
 function modelDefaults() {
@@ -97,6 +100,8 @@ function modelDefaults() {
 
 /** Fill the form's choices (once) from the family table and the model registry. */
 export async function showCreate() {
+  document.getElementById("create-button").disabled = !canSubmit();
+  document.getElementById("create-readonly").hidden = canSubmit();
   filled ??= (async () => {
     const [table, registry] = await Promise.all([families(), get("/models")]);
     const list = clear(document.getElementById("f-families-list"));
@@ -139,13 +144,13 @@ export function bindCreate(onCreated) {
     button.disabled = true;
     status.textContent = "Sending…";
     const sent = body(form);
-    // follow it before posting it, so the view misses none of its drawing
-    const predicted = await variationId(sent.name).catch(() => null);
+    // follow it before posting it, so the view misses none of its drawing (a set: its page follows it)
+    const predicted = sent.variants ? null : await variationId(sent.name).catch(() => null);
     let follower = predicted ? new Follower(predicted) : null;
     try {
       await follower?.opened;
       const accepted = await post("/variations", sent);
-      status.textContent = `Accepted: ${accepted.name}`;
+      status.textContent = `Accepted: ${accepted.name || accepted.set}`;
       if (follower && follower.id !== accepted.id) {
         follower.close();
         follower = null;
@@ -156,7 +161,7 @@ export function bindCreate(onCreated) {
       status.textContent = problem.status ? `Not created (${problem.status})` : `Not sent: ${problem.message}`;
       if (problem.status) showErrors(form, problem);
     } finally {
-      button.disabled = false;
+      button.disabled = !canSubmit();
     }
   });
 }

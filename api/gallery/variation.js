@@ -5,7 +5,7 @@
 // The events come straight from the log and the read model follows them a moment later, so each event
 // is shown at once (over the last view read) and the view is read again until it has caught up.
 
-import { families, get, post } from "./api.js";
+import { canSubmit, families, get, post } from "./api.js";
 import { clear, h } from "./dom.js";
 import { Follower } from "./live.js";
 import { drawn, meta, parameters } from "./sections.js";
@@ -16,6 +16,7 @@ const VARIATION_ENDS = { VariationCompleted: "completed", VariationPartial: "par
 const FAMILY_ENDS = { FamilyCompleted: "completed", FamilyFailed: "failed", FamilyCancelled: "cancelled",
   FamilyAbandoned: "abandoned" };
 const CATCH_UP_TRIES = 60; // reads of the view, 250 ms apart, while it is behind the events
+const GIVE_UP_S = 20; // a variation neither read nor heard of by then is said not to exist
 
 export class VariationPage {
   constructor(root, id) {
@@ -47,6 +48,17 @@ export class VariationPage {
     await this.refresh();
     // events lost while the stream reconnects are caught by reading the view now and then
     this.poll = setInterval(() => { if (!TERMINAL.has(this.status())) this.refresh(0, false); }, 3000);
+    this.giveUp = setTimeout(() => this.notFound(), GIVE_UP_S * 1000);
+  }
+
+  /** Nothing was recorded under this id, nor heard of it: stop waiting, and say so. */
+  notFound() {
+    if (this.closed || this.view || this.live.status || this.updates) return;
+    this.follower?.close();
+    clearInterval(this.poll);
+    clearTimeout(this.timer);
+    this.gaveUp = true;
+    this.render(true);
   }
 
   close() {
@@ -54,6 +66,7 @@ export class VariationPage {
     this.follower?.close();
     clearInterval(this.poll);
     clearTimeout(this.timer);
+    clearTimeout(this.giveUp);
   }
 
   // --- what is known --------------------------------------------------------------------------------
@@ -274,18 +287,25 @@ export class VariationPage {
     this.statusBadge.className = `status status-${status}`;
     this.title.textContent = view ? view.name : "Variation";
     document.title = `${view ? view.name : "Variation"} · imagegen`;
-    this.regenerate.disabled = !view || !TERMINAL.has(status);
-    this.cancel.disabled = status !== "generating";
+    this.regenerate.disabled = !canSubmit() || !view || !TERMINAL.has(status);
+    this.cancel.disabled = !canSubmit() || status !== "generating";
     // drawn again only when what it shows changed: its images are not made anew for nothing
     const drawing = JSON.stringify([view, this.live.reason]);
     if (drawing === this.drawing && !force) return this.showLive();
     this.drawing = drawing;
     const focused = document.activeElement?.dataset?.key;
     if (!view) {
-      clear(this.body).append(h("p", { class: "hint" }, this.live.reason
-        ? `Rejected: ${this.live.reason}` : "Waiting for the variation to be recorded…"));
+      clear(this.body).append(this.gaveUp
+        ? h("p", { class: "error", "data-testid": "not-found" }, `No variation ${this.id} was recorded in ${GIVE_UP_S} s, `,
+          "nor is one being drawn: check the link, or the command's status (GET /api/images/commands/{commandId}).")
+        : h("p", { class: "hint" }, this.live.reason
+          ? `Rejected: ${this.live.reason}` : "Waiting for the variation to be recorded…"));
     } else {
-      clear(this.body).append(parameters(view), ...view.families.map((f) => this.family(view, f)), meta(view));
+      const set = view.variantSet;
+      clear(this.body).append(
+        set ? h("p", { class: "set-link" }, `Variant ${set.variant} of the A/B set `,
+          h("a", { href: `#/s/${encodeURIComponent(set.name)}`, "data-testid": "set-link" }, set.name)) : null,
+        parameters(view), ...view.families.map((f) => this.family(view, f)), meta(view));
     }
     if (focused) this.root.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
     this.showLive();
@@ -306,7 +326,8 @@ export class VariationPage {
         h("span", { class: "step", "data-step-of": family.name }, `step ${step} of ${steps}`),
         family.durationSeconds ? h("span", { class: "hint" }, `drawn in ${family.durationSeconds.toFixed(1)} s`) : null,
         family.status === "failed"
-          ? h("button", { type: "button", "data-key": `retry-${family.name}`, onclick: () => this.act("retry", family.name) },
+          ? h("button", { type: "button", "data-key": `retry-${family.name}`, disabled: !canSubmit(),
+            onclick: () => this.act("retry", family.name) },
             `Retry ${family.name}`)
           : null),
       family.error ? h("p", { class: "error" }, family.error) : null,

@@ -330,11 +330,12 @@ def test_the_contract_is_served_and_what_really_went_on_the_topics_fits_it(api, 
         print(f"\n{topic}: {len(records)} messages of {example['name']} fit the contract")
 
 
-def test_an_seo_service_fed_by_the_domain_events_prints_the_social_meta_tags(api, example, stack):
+def seo_consumer(stack, *args: str) -> str:
+    """What `examples/seo_consumer.py` prints, run with `args` in a consumer group of its own."""
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap_servers}
     group = f"seo-test-{uuid.uuid4().hex[:8]}"
     ran = subprocess.run(
-        [sys.executable, "examples/seo_consumer.py", EXAMPLE["name"], "--alt", "Sunset & palms", "--group", group],
+        [sys.executable, "examples/seo_consumer.py", *args, "--group", group],
         env=env,
         capture_output=True,
         text=True,
@@ -342,8 +343,13 @@ def test_an_seo_service_fed_by_the_domain_events_prints_the_social_meta_tags(api
     )
     assert ran.returncode == 0, ran.stderr
     print("\n" + ran.stdout)
+    return ran.stdout
+
+
+def test_an_seo_service_fed_by_the_domain_events_prints_the_social_meta_tags(api, example, stack):
+    printed = seo_consumer(stack, EXAMPLE["name"], "--alt", "Sunset & palms")
     base = f"{api.base_url}/api/images/{EXAMPLE['name']}"
-    assert ran.stdout.splitlines() == [
+    assert printed.splitlines() == [
         f"<!-- {EXAMPLE['name']}: completed -->",
         f'<meta property="og:image" content="{base}/og-image">',
         '<meta property="og:image:width" content="1200">',
