@@ -79,7 +79,7 @@ export class SetPage {
     const set = this.set;
     const winner = set.winner?.variant;
     const families = set.variations[0]?.families.map((f) => f.name) || [];
-    const columns = (cells) => h("div", { class: "variants", style: { "--variants": String(set.variations.length) } }, cells);
+    const columns = (cells) => h("div", { class: "variants", style: `--variants: ${set.variations.length}` }, cells);
     clear(this.body).append(
       h("p", { class: "meta" }, `${set.size} variants · `,
         Object.entries(set.statuses).map(([s, n]) => h("span", { class: `status status-${s}` }, `${n} ${s}`))),
@@ -138,7 +138,7 @@ export class SetPage {
     if (!rows.length) return null;
     const name = rows[0][1].derivatives[0].name;
     return h("details", { class: "set-mocks" }, h("summary", {}, `Each variant as ${name}`),
-      h("div", { class: "variants", style: { "--variants": String(set.variations.length) } }, rows.map(([v, f]) => {
+      h("div", { class: "variants", style: `--variants: ${set.variations.length}` }, rows.map(([v, f]) => {
         const d = f.derivatives.find((x) => x.name === name);
         return d ? h("div", { class: v.variantSet.variant === winner ? "is-winner" : "" }, mock(d, {
           src: imageUrl(v.name, d.name, `${f.round}-${f.completedAt || ""}`), alt: `${v.name}, ${d.name}`,

@@ -31,6 +31,9 @@ def test_a_set_page_shows_its_variants_side_by_side_and_marks_the_winner_chosen(
     variants = page.get_by_test_id("variant")
     expect(variants).to_have_count(3)
     expect(page.get_by_test_id("winner")).to_have_text("No winner chosen yet.")
+    expect(page.get_by_test_id("who")).to_be_hidden()  # no keys configured: nobody to sign in as
+    tops = {round(variants.nth(i).bounding_box()["y"]) for i in range(3)}
+    assert len(tops) == 1, f"the variants are not side by side: {tops}"
     seeds = [variants.nth(i).locator(".meta").inner_text() for i in range(3)]
     assert [s.split("seed ")[1] for s in seeds] == ["900", "901", "902"]
     # each variant's master side by side, and each as the family's first derivative in its mock-up
