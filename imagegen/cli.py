@@ -15,7 +15,7 @@ import psycopg
 import psycopg.conninfo
 from aiokafka.errors import KafkaConnectionError
 
-from imagegen import dev, endpoints, generate, queue
+from imagegen import dev, endpoints, generate, queue, winner
 from imagegen.config import settings
 from streams import logs
 from streams.families import FamilyTable, FamilyTableError
@@ -203,6 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     new.set_defaults(func=cmd_keys_new)
     queue.add_commands(sub)
     generate.add_commands(sub)
+    winner.add_commands(sub)
     dev.add_commands(sub)
     args = parser.parse_args(argv)
     s = settings()

@@ -35,7 +35,9 @@ class VariantSet(BaseModel):
     set_id: uuid.UUID
     name: str
     variants: dict[int, Variant] = {}
-    winner: int | None = None  # the variant chosen last
+    winner: int | None = None  # the variant chosen last, at which round, and why
+    winner_round: int | None = None
+    reason: str = ""
     choices: int = 0
     # choices of a round the set has not heard of yet (the variant's conclusion and the choice come by
     # different topics), in the order they came: each is decided once the set learns of its round
@@ -98,7 +100,8 @@ def step(state: State, message: m.Message, now: datetime, api_base: str) -> Step
             break
         if (made := _chosen(state, cmd, now)) is not None:
             chosen.append(made)
-            state = state.model_copy(update={"winner": made.variant, "choices": made.choice})
+            update = {"winner": made.variant, "winner_round": made.round, "reason": made.reason, "choices": made.choice}
+            state = state.model_copy(update=update)
     state = _seen(state, seen)
     return Step(state, list(chosen), [announced(c, api_base) for c in chosen])
 
@@ -109,9 +112,13 @@ def _waits(state: VariantSet, cmd: m.ChooseWinner) -> bool:
 
 
 def _chosen(state: VariantSet, cmd: m.ChooseWinner, now: datetime) -> m.VariantChosen | None:
+    """The choice `cmd` makes; None for a variant that cannot win, or for the standing winner chosen again
+    as it stands (a retried post, whenever it comes: the history records each decision once)."""
     if refusal(state, cmd.variant) is not None or state.variants[cmd.variant].variation_id != cmd.variation_id:
         return None
     won = state.variants[cmd.variant]
+    if (state.winner, state.winner_round, state.reason) == (cmd.variant, won.round, cmd.reason):
+        return None
     return m.VariantChosen(
         event_id=m.derive_id(cmd.command_id, "chosen"),
         variation_id=won.variation_id,

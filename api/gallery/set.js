@@ -113,10 +113,9 @@ export class SetPage {
       h("h3", {}, h("a", { href: `#/v/${variation.id}` }, `v${n}`), won ? h("span", { class: "badge" }, "Winner") : null),
       h("p", { class: "meta" }, h("span", { class: `status status-${variation.status}` }, variation.status),
         ` seed ${variation.generation.seed}`),
-      h("button", { type: "button", "data-testid": `choose-${n}`,
+      won ? null : h("button", { type: "button", "data-testid": `choose-${n}`,
         disabled: !canSubmit() || variation.status !== "completed",
-        title: canSubmit() ? null : "a read key may not choose", onclick: () => this.choose(n) },
-      won ? "Choose again" : "Choose as winner"));
+        title: canSubmit() ? null : "a read key may not choose", onclick: () => this.choose(n) }, "Choose as winner"));
   }
 
   cell(variation, family, winner) {

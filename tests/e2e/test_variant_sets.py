@@ -123,7 +123,7 @@ def test_a_set_winner_is_chosen_served_under_the_set_url_replaced_announced_and_
     assert (
         r.status_code == 202 and r.json()["status"] == "choosing" and r.headers["location"] == f"/api/images/sets/{WON}"
     )
-    assert choose(api, WON, 2, "CTR 4.1 % vs 3.2 %").json()["commandId"] == r.json()["commandId"]  # a repeat
+    assert choose(api, WON, 2, "CTR 4.1 % vs 3.2 %").status_code == 202  # a repeat: recorded once (below)
     first = chosen(api, WON, 1)
     assert first["winner"]["variant"] == 2 and first["winner"]["reason"] == "CTR 4.1 % vs 3.2 %"
     assert first["winner"]["setUrls"]["og-image"] == f"{services.api_url}{stable}"

@@ -86,6 +86,14 @@ def test_the_winner_is_chosen_then_replaced_and_each_choice_is_announced_with_th
     assert (state.winner, state.choices) == (3, 2)
 
 
+def test_the_standing_winner_chosen_again_as_it_stands_is_not_a_new_choice():
+    state, _, _ = _through(None, [*_variant(1), *_variant(2)])
+    state, sent, _ = _through(state, [_choose(1, reason="week 1"), _choose(1, reason="week 1")])  # a retried post
+    assert [(c.variant, c.choice) for c in sent] == [(1, 1)]
+    state, sent, _ = _through(state, [_choose(1, reason="week 2")])  # a new reason is a new decision
+    assert [(c.variant, c.choice, c.reason) for c in sent] == [(1, 2, "week 2")]
+
+
 def test_a_redelivered_choice_or_conclusion_changes_nothing():
     state, _, _ = _through(None, [*_variant(1), *_variant(2)])
     choice = _choose(1)
