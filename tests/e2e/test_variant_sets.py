@@ -6,6 +6,8 @@ stable URLs, replaced, announced, and rebuilt from the log."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import httpx
 import numpy as np
@@ -196,3 +198,26 @@ def test_a_failed_variant_cannot_win(api: httpx.Client, services, stack) -> None
     assert r.status_code == 409 and "failed" in r.json()["message"] and r.json()["errors"][0]["field"] == "variant"
     assert choose(api, name, 1).status_code == 202
     assert chosen(api, name, 1)["winner"]["variant"] == 1
+
+
+def test_the_winner_is_chosen_from_a_terminal_which_prints_the_set_urls(api: httpx.Client, services) -> None:
+    name = "ab-terminal"
+    body = create_body(name, generation_body("a tram in the rain", 40), families=["facebook-og"], variants=2)
+    assert api.post("/api/images/variations", json=body).status_code == 202
+    settled(api, lambda s: s["statuses"] == {"completed": 2}, name=name)
+    cli = [sys.executable, "-m", "imagegen.cli", "winner", name]
+    done = subprocess.run(
+        [*cli, "2", "--reason", "CTR +9 %", "--api", services.api_url],
+        env=services.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    print("\n" + done.stdout)
+    assert f"{name}: variant 2 ({name}-v2, round 1) won, choice 1" in done.stdout
+    assert f"{services.api_url}/api/images/sets/{name}/og-image" in done.stdout
+    refused = subprocess.run(
+        [*cli, "7", "--api", services.api_url], env=services.env, capture_output=True, text=True, timeout=120
+    )
+    assert refused.returncode == 1 and "refused (422)" in refused.stderr and "variants 1 to 2" in refused.stderr
