@@ -45,9 +45,8 @@ async def get_variant_set(request: Request) -> Response:
     winner = None
     if choices:
         won = next((v for v in found if v["variantSet"]["variant"] == choices[-1]["variant"]), None)
-        names = {n: m.ImageLink(url="", width=0, height=0) for n in (_image_names(won) if won else [])}
         base = request.app.state.settings.public_base_url
-        winner = {**choices[-1], "setUrls": variant_sets.set_urls(base, name, names)}
+        winner = {**choices[-1], "setUrls": variant_sets.set_urls(base, name, _image_names(won) if won else [])}
     return JSONResponse(
         {
             "name": name,

@@ -137,7 +137,7 @@ def decide(state: State, message: m.Message, now: datetime) -> list[m.Message]:
                 round=state.round,
                 families=tuple(f for f in state.families if f not in state.outcomes),
             )
-            return [cancelled, *_told_to_set(state, cancelled, "cancelled")]
+            return [cancelled, *_told_to_set(state, cancelled)]
         case m.AbandonFamily() as cmd:
             if state is None or not _failed_in(state, cmd.family):
                 return []  # the queue lists only failed families of concluded variations
@@ -157,7 +157,7 @@ def decide(state: State, message: m.Message, now: datetime) -> list[m.Message]:
             if any(f not in state.outcomes for f in state.families):
                 return []
             conclusion = _conclusion(state, now)
-            return [conclusion, *_told_to_set(state, conclusion, CONCLUDED[type(conclusion)])]
+            return [conclusion, *_told_to_set(state, conclusion)]
     return []
 
 
@@ -190,16 +190,15 @@ def _conclusion(state: Variation, now: datetime) -> m.Event:
     return m.VariationPartial(**common, failed=failed)  # type: ignore[arg-type]
 
 
-CONCLUDED: dict[type, Literal["completed", "partial", "failed"]] = {
+CONCLUDED: dict[type, Literal["completed", "partial", "failed", "cancelled"]] = {
     m.VariationCompleted: "completed",
     m.VariationPartial: "partial",
     m.VariationFailed: "failed",
+    m.VariationCancelled: "cancelled",
 }
 
 
-def _told_to_set(
-    state: Variation, concluded: m.Event, status: Literal["completed", "partial", "failed", "cancelled"]
-) -> list[m.Message]:
+def _told_to_set(state: Variation, concluded: m.Event) -> list[m.Message]:
     """A variant's conclusion, for its set's aggregate (streams/variant_sets.py): which variants may win."""
     if state.variant_set is None or state.variant is None:
         return []
@@ -213,7 +212,7 @@ def _told_to_set(
             variant=state.variant,
             name=state.name,
             round=state.round,
-            status=status,
+            status=CONCLUDED[type(concluded)],
             images={n: i for o in state.outcomes.values() if o.status == "completed" for n, i in o.images.items()},
         )
     ]

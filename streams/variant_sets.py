@@ -6,6 +6,7 @@ SQL or HTTP here."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import NamedTuple
 
@@ -65,9 +66,9 @@ def refusal(state: State, variant: int) -> str | None:
     return None
 
 
-def set_urls(api_base: str, set_name: str, images: dict[str, m.ImageLink]) -> dict[str, str]:
+def set_urls(api_base: str, set_name: str, names: Iterable[str]) -> dict[str, str]:
     """The set's stable URLs of these image names: they serve whichever variant won last."""
-    return {name: f"{api_base.rstrip('/')}/api/images/sets/{set_name}/{name}" for name in images}
+    return {name: f"{api_base.rstrip('/')}/api/images/sets/{set_name}/{name}" for name in names}
 
 
 def step(state: State, message: m.Message, now: datetime, api_base: str) -> Step:
